@@ -1,0 +1,211 @@
+"""The `qa-inspect` command line. The only place that parses options, configures logging
+and turns domain errors into one clear line and an exit code. Heavy imports live inside
+commands so `--help` is instant."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import QAError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+DEFAULT_PACK = "rules/telecom_zh.yaml"
+
+
+def _fail(e: QAError, code: int = 2) -> None:
+    click.echo(f"error: {e}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="qa-inspect")
+def main(verbose: int) -> None:
+    """qa_inspect: offline quality inspection (质检) of call-center recordings."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def asr_options(f):
+    f = click.option("--language", default="", help="Language code (zh, en); default: from manifest, else zh.")(f)
+    f = click.option("--model", "model_path", default="", help="Local faster-whisper model dir (default: packaged base).")(f)
+    f = click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), help="Where ASR runs.")(f)
+    f = click.option("--compute-type", default="auto", help="CTranslate2 compute type (default int8 on CPU, float16 on CUDA).")(f)
+    f = click.option("--batch-size", default=0, type=int, help="Batched Whisper inference when > 0.")(f)
+    return f
+
+
+def _asr_config(language: str, model_path: str, device: str, compute_type: str, batch_size: int):
+    from .asr import ASRConfig
+
+    return ASRConfig(model_path=model_path, device=device, compute_type=compute_type,
+                     language=language or "zh", batch_size=batch_size)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--rules", "rules_path", default=DEFAULT_PACK, show_default=True, type=click.Path(),
+              help="Rule pack YAML.")
+@click.option("--db", default="qa.db", show_default=True, help="SQLite results file.")
+@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
+@click.option("--layout", default="stereo_agent_left", show_default=True,
+              type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
+              help="Channel layout for audio without a manifest row.")
+@click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
+@asr_options
+def run(input_path, rules_path, db, out, layout, force, language, model_path, device, compute_type,
+        batch_size):
+    """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
+    transcripts JSONL. Writes results to --db and the report to --out.
+
+    Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
+    error rows), 2 when nothing could run (bad rule pack, missing input)."""
+    from .inputs import read_input
+    from .pipeline import run_batch
+    from .reports.batch import write_batch_report
+    from .rules import load_pack
+    from .store import open_store
+
+    try:
+        pack = load_pack(rules_path)  # a bad pack fails before any audio is touched
+        items = read_input(input_path, default_layout=layout, language=language or pack.language)
+    except QAError as e:
+        _fail(e)
+    cfg = _asr_config(language or pack.language, model_path, device, compute_type, batch_size)
+    holder: dict = {}
+
+    def get_transcriber():
+        if "t" not in holder:
+            from .asr import WhisperTranscriber
+
+            holder["t"] = WhisperTranscriber(cfg)
+        return holder["t"]
+
+    def show(res):
+        if res.status == "ok":
+            risk = ",".join(r.rule_id for r in res.risk_hits)
+            click.echo(f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
+                       f"{' FATAL' if res.score.fatal else ''}{'  risk:' + risk if risk else ''}")
+        else:
+            click.echo(f"  {res.call.call_id:<28} ERROR {res.error}", err=True)
+
+    click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, pack {pack.id} {pack.version}")
+    store = open_store(db)
+    try:
+        summary = run_batch(items, pack, store, get_transcriber, cfg.key(), force=force, on_result=show)
+        ids = {it.call.call_id for it in items}
+        results = [r for r in store.results() if r.call.call_id in ids]
+        html = write_batch_report(results, Path(out), summary={
+            "rule pack": f"{pack.id} {pack.version}", "skipped (already done)": summary.skipped,
+            "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+    except QAError as e:
+        _fail(e)
+    finally:
+        store.close()
+    click.echo(f"done: {summary.ok} ok, {summary.errors} error(s), {summary.skipped} already done; "
+               f"audio {summary.audio_s / 60:.1f} min, wall {summary.wall_s:.1f} s"
+               + (f", ASR RTF {summary.rtf}" if summary.rtf else ""))
+    for reason, n in sorted(summary.error_reasons.items()):
+        click.echo(f"  errors: {n} × {reason}")
+    click.echo(f"report: {html}")
+    click.echo(f"csv:    {html.with_suffix('.csv')}")
+    sys.exit(1 if summary.errors else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "jsonl"]), show_default=True)
+@click.option("--layout", default="stereo_agent_left", show_default=True,
+              type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
+              help="How channels map to roles (mono files are always mono).")
+@asr_options
+def transcribe(files, fmt, layout, language, model_path, device, compute_type, batch_size):
+    """Print transcripts of audio FILES with role, start and end (to check the ASR by ear)."""
+    from .asr import WhisperTranscriber
+    from .audio import decode
+
+    try:
+        t = WhisperTranscriber(_asr_config(language, model_path, device, compute_type, batch_size))
+    except QAError as e:
+        _fail(e)
+    failed = 0
+    for f in files:
+        try:
+            tr = t.transcribe(Path(f).stem, decode(f), layout, language or None)
+        except QAError as e:
+            click.echo(f"error: {e}", err=True)
+            failed += 1
+            continue
+        if fmt == "jsonl":
+            click.echo(json.dumps(tr.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"# {f} ({tr.duration:.1f} s, roles by {tr.role_method})")
+            for turn in tr.turns:
+                click.echo(f"[{turn.start:7.2f} – {turn.end:7.2f}] {turn.role:<8} {turn.text}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="jsonl", type=click.Choice(["jsonl", "csv"]), show_default=True)
+@click.option("-o", "--output", default="-", type=click.Path(), help="File to write (default stdout).")
+def export(db, fmt, output):
+    """Export one record per call (the public format: call_id, agent_id, status, error, score,
+    grade, fatal, rules[{rule_id, matched, outcome, deduction, evidence}], metrics)."""
+    import csv as csv_mod
+
+    from .store import open_store
+
+    store = open_store(db)
+    fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    try:
+        if fmt == "jsonl":
+            for r in store.results():
+                fh.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            w = csv_mod.writer(fh)
+            w.writerow(["call_id", "agent_id", "status", "error", "score", "grade", "fatal", "rules", "metrics"])
+            for r in store.results():
+                d = r.to_dict()
+                w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
+                            d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
+                            json.dumps(d["metrics"], ensure_ascii=False)])
+    finally:
+        store.close()
+        if fh is not sys.stdout:
+            fh.close()
+
+
+@main.group(context_settings=CONTEXT)
+def rules():
+    """Rule pack tools for rule authors."""
+
+
+@rules.command("validate", context_settings=CONTEXT)
+@click.argument("packs", nargs=-1, required=True, type=click.Path())
+def rules_validate(packs):
+    """List every problem in rule PACKS, one line each with file:line."""
+    from .rules.loader import parse_pack
+
+    bad = 0
+    for p in packs:
+        path = Path(p)
+        if not path.exists():
+            click.echo(f"{p}: rule pack not found", err=True)
+            bad += 1
+            continue
+        pack, problems = parse_pack(path.read_text(encoding="utf-8"), str(path))
+        for e in problems:
+            click.echo(str(e), err=True)
+        if pack:
+            click.echo(f"{p}: ok ({len(pack.rules)} rules, pack {pack.id} {pack.version})")
+        bad += bool(problems)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

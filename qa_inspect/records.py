@@ -1,0 +1,191 @@
+"""Typed records passed between stages.
+
+Every stage is a function from these records to these records. This module depends on
+nothing but the standard library; ``to_dict``/``from_dict`` give the JSON shape that the
+store keeps and that ``qa-inspect export`` publishes (the public contract: fields may be
+added, never renamed).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Role = Literal["agent", "customer", "unknown"]
+ChannelLayout = Literal["stereo_agent_left", "stereo_agent_right", "mono"]
+CHANNEL_LAYOUTS: tuple[str, ...] = ("stereo_agent_left", "stereo_agent_right", "mono")
+Outcome = Literal["pass", "fail", "hit", "n/a"]
+
+
+@dataclass(frozen=True)
+class CallInput:
+    """One call to inspect: an audio file (or given turns) plus the manifest metadata."""
+
+    call_id: str
+    path: str = ""
+    agent_id: str = ""
+    agent_name: str = ""
+    team: str = ""
+    started_at: str = ""
+    channel_layout: str = "mono"
+    language: str = ""
+    source_line: str = ""  # "manifest.csv:7" — where this call came from, for error messages
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    text: str
+    start: float | None = None
+    end: float | None = None
+    words: tuple[Word, ...] = ()
+    channel: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Turn":
+        words = tuple(Word(**w) for w in d.get("words") or ())
+        return cls(role=d["role"], text=d["text"], start=d.get("start"), end=d.get("end"),
+                   words=words, channel=d.get("channel"))
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said, by whom and when; carries the ASR settings that produced it."""
+
+    call_id: str
+    language: str
+    turns: tuple[Turn, ...]
+    duration: float | None = None
+    role_method: str = "given"  # channel | content | given
+    asr: dict[str, Any] = field(default_factory=dict)  # model, compute_type, device, options
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id, "language": self.language, "duration": self.duration,
+            "role_method": self.role_method, "asr": dict(self.asr),
+            "turns": [t.to_dict() for t in self.turns],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Transcript":
+        return cls(call_id=d["call_id"], language=d.get("language", ""),
+                   turns=tuple(Turn.from_dict(t) for t in d.get("turns", [])),
+                   duration=d.get("duration"), role_method=d.get("role_method", "given"),
+                   asr=dict(d.get("asr") or {}))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The words, speaker and seconds behind a rule hit."""
+
+    role: str
+    turn: int
+    start: float | None
+    end: float | None
+    text: str
+    matcher: str = "keyword"  # keyword | regex | pinyin | fuzzy | semantic | metric
+    matched: str = ""  # the term or pattern that fired
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule_id: str
+    title: str
+    category: str
+    severity: str
+    matched: bool  # the rule's condition was found in the call
+    outcome: str  # pass | fail | hit | n/a
+    deduction: float
+    fatal: bool = False
+    kind: str = "required"  # required | forbidden | risk
+    evidence: tuple[Evidence, ...] = ()
+    reason: str = ""  # one line: why it passed / failed / was not applicable
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["evidence"] = [asdict(e) for e in self.evidence]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RuleResult":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "evidence"}
+        return cls(**kw, evidence=tuple(Evidence(**e) for e in d.get("evidence", [])))
+
+
+@dataclass(frozen=True)
+class Score:
+    score: float
+    grade: str
+    fatal: bool
+    deductions: tuple[tuple[str, float], ...] = ()  # (rule_id, points)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """Everything the batch knows about one call; one row of the export."""
+
+    call: CallInput
+    status: str  # ok | error
+    error: str = ""
+    transcript: Transcript | None = None
+    rules: tuple[RuleResult, ...] = ()
+    score: Score | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    audio_hash: str = ""
+    config_hash: str = ""
+    pack_id: str = ""
+    pack_hash: str = ""
+
+    @property
+    def risk_hits(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.kind == "risk" and r.matched]
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.outcome in ("fail", "hit") and r.kind != "risk"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public export record."""
+        sc = self.score
+        return {
+            "call_id": self.call.call_id, "agent_id": self.call.agent_id,
+            "agent_name": self.call.agent_name, "team": self.call.team,
+            "started_at": self.call.started_at, "path": self.call.path,
+            "channel_layout": self.call.channel_layout,
+            "status": self.status, "error": self.error,
+            "score": sc.score if sc else None, "grade": sc.grade if sc else None,
+            "fatal": sc.fatal if sc else False,
+            "rules": [r.to_dict() for r in self.rules],
+            "metrics": dict(self.metrics),
+            "transcript": self.transcript.to_dict() if self.transcript else None,
+            "audio_hash": self.audio_hash, "config_hash": self.config_hash,
+            "pack_id": self.pack_id, "pack_hash": self.pack_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CallResult":
+        call = CallInput(call_id=d["call_id"], path=d.get("path", ""),
+                         agent_id=d.get("agent_id", ""), agent_name=d.get("agent_name", ""),
+                         team=d.get("team", ""), started_at=d.get("started_at", ""),
+                         channel_layout=d.get("channel_layout", "mono"))
+        score = None
+        if d.get("score") is not None:
+            score = Score(score=d["score"], grade=d["grade"], fatal=d.get("fatal", False))
+        tr = Transcript.from_dict(d["transcript"]) if d.get("transcript") else None
+        return cls(call=call, status=d["status"], error=d.get("error", ""), transcript=tr,
+                   rules=tuple(RuleResult.from_dict(r) for r in d.get("rules", [])),
+                   score=score, metrics=dict(d.get("metrics") or {}),
+                   audio_hash=d.get("audio_hash", ""), config_hash=d.get("config_hash", ""),
+                   pack_id=d.get("pack_id", ""), pack_hash=d.get("pack_hash", ""))

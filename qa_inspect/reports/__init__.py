@@ -1,0 +1,1 @@
+"""Reports rendered from CallResults (HTML/CSV)."""

@@ -1,0 +1,267 @@
+"""Strict YAML loading of rule packs: line numbers, duplicate and unknown keys rejected."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import RuleError
+from .model import (CONDITION_KEYS, KINDS, RULE_KEYS, SEVERITIES, WINDOW_KEYS, Condition, GradeBand,
+                    Rule, RulePack, Window)
+
+PACK_KEYS = {"pack", "variables", "grades", "rules"}
+PACK_META_KEYS = {"id", "version", "title", "language", "description"}
+
+
+class _Map(dict):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings remember their line and refuse duplicate keys."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> _Map:
+    m = _Map()
+    m.line = node.start_mark.line + 1
+    m.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in m:
+            raise RuleError(f"duplicate key '{key}' (first at line {m.key_lines[key]})",
+                            f"{loader.name}:{line}")
+        m[key] = loader.construct_object(value_node, deep=True)
+        m.key_lines[str(key)] = line
+    return m
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass
+class _Ctx:
+    file: str
+    problems: list[RuleError]
+    variables: dict[str, str]
+
+    def err(self, line: int, msg: str) -> None:
+        self.problems.append(RuleError(msg, f"{self.file}:{line}"))
+
+
+def _line(m: Any, key: str | None = None) -> int:
+    if isinstance(m, _Map):
+        return m.key_lines.get(key, m.line) if key else m.line
+    return 0
+
+
+def _check_keys(ctx: _Ctx, m: _Map, allowed: set[str], what: str) -> None:
+    for k in m:
+        if k not in allowed:
+            hint = ""
+            import difflib
+
+            close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+            if close:
+                hint = f"; did you mean '{close[0]}'?"
+            ctx.err(_line(m, k), f"{what}: unknown key '{k}'{hint} (allowed: {', '.join(sorted(allowed))})")
+
+
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def _subst(ctx: _Ctx, s: str, line: int) -> str:
+    def rep(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in ctx.variables:
+            ctx.err(line, f"unknown variable ${{{name}}} (define it under 'variables:')")
+            return m.group(0)
+        return str(ctx.variables[name])
+
+    return _VAR.sub(rep, s)
+
+
+def _str_list(ctx: _Ctx, m: _Map, key: str, what: str) -> tuple[str, ...]:
+    v = m.get(key)
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, (str, int)) for x in v):
+        ctx.err(_line(m, key), f"{what}: '{key}' must be a list of phrases")
+        return ()
+    return tuple(_subst(ctx, str(x), _line(m, key)) for x in v)
+
+
+def _regex(ctx: _Ctx, m: _Map, key: str, what: str) -> str:
+    v = m.get(key)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        ctx.err(_line(m, key), f"{what}: '{key}' must be a string")
+        return ""
+    pat = _subst(ctx, v, _line(m, key))
+    try:
+        re.compile(pat)
+    except re.error as e:
+        ctx.err(_line(m, key), f"{what}: bad regex in '{key}': {e}")
+        return ""
+    return pat
+
+
+def _window(ctx: _Ctx, m: Any, what: str, line: int) -> Window:
+    if m is None:
+        return Window()
+    if not isinstance(m, _Map):
+        ctx.err(line, f"{what}: 'window' must be a mapping like {{first_turns: 3}}")
+        return Window()
+    _check_keys(ctx, m, WINDOW_KEYS, f"{what} window")
+    vals = {}
+    for k in WINDOW_KEYS:
+        if k in m:
+            v = m[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                ctx.err(_line(m, k), f"{what}: window '{k}' must be a positive number, got {v!r}")
+                continue
+            vals[k] = v
+    if ("first_turns" in vals or "first_seconds" in vals) and ("last_turns" in vals or "last_seconds" in vals):
+        ctx.err(m.line, f"{what}: a window cannot be both first_* and last_* (impossible window)")
+    return Window(**vals)
+
+
+def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
+    if m is None:
+        return None
+    if not isinstance(m, _Map):
+        ctx.err(line, f"{what}: must be a mapping with keys like role/any/regex")
+        return None
+    _check_keys(ctx, m, CONDITION_KEYS, what)
+    role = m.get("role", "any")
+    if role not in ("agent", "customer", "any"):
+        ctx.err(_line(m, "role"), f"{what}: role must be agent, customer or any, got {role!r}")
+    cond = Condition(
+        role=role if role in ("agent", "customer", "any") else "any",
+        any=_str_list(ctx, m, "any", what), all=_str_list(ctx, m, "all", what),
+        none=_str_list(ctx, m, "none", what), regex=_regex(ctx, m, "regex", what),
+        exclude_regex=_regex(ctx, m, "exclude_regex", what),
+        window=_window(ctx, m.get("window"), what, _line(m, "window")),
+    )
+    if not (cond.any or cond.all or cond.regex):
+        ctx.err(m.line, f"{what}: needs at least one of any/all/regex (a condition that can never match)")
+    return cond
+
+
+def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
+    if not isinstance(m, _Map):
+        ctx.err(0, f"rules[{index}] must be a mapping")
+        return None
+    rid = m.get("id")
+    what = f"rule '{rid}'" if rid else f"rules[{index}]"
+    _check_keys(ctx, m, RULE_KEYS, what)
+    if not isinstance(rid, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", rid or ""):
+        ctx.err(m.line, f"{what}: 'id' is required: lower_snake_case like 'greeting'")
+        return None
+    kind = m.get("kind", "required")
+    if kind not in KINDS:
+        ctx.err(_line(m, "kind"), f"{what}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    sev = m.get("severity", "minor")
+    if sev not in SEVERITIES:
+        ctx.err(_line(m, "severity"), f"{what}: severity must be one of {', '.join(SEVERITIES)}, got {sev!r}")
+    ded = m.get("deduction", 0)
+    if isinstance(ded, bool) or not isinstance(ded, (int, float)) or ded < 0:
+        ctx.err(_line(m, "deduction"), f"{what}: deduction must be a number ≥ 0, got {ded!r}")
+        ded = 0
+    fatal = m.get("fatal", False)
+    if not isinstance(fatal, bool):
+        ctx.err(_line(m, "fatal"), f"{what}: fatal must be true or false")
+        fatal = False
+    if "match" not in m:
+        ctx.err(m.line, f"{what}: 'match' is required")
+    match = _condition(ctx, m.get("match"), f"{what} match", _line(m, "match"))
+    when = _condition(ctx, m.get("when"), f"{what} when", _line(m, "when"))
+    if match is None:
+        return None
+    return Rule(id=rid, title=str(m.get("title", rid)), description=str(m.get("description", "")),
+                category=str(m.get("category", "")), kind=kind if kind in KINDS else "required",
+                severity=sev if sev in SEVERITIES else "minor", deduction=float(ded), fatal=fatal,
+                match=match, when=when, line=m.line)
+
+
+def parse_pack(text: str, file: str = "<pack>") -> tuple[RulePack | None, list[RuleError]]:
+    """Parse and validate; return the pack (None if unusable) and every problem found."""
+    loader = _StrictLoader(text)
+    loader.name = file
+    try:
+        doc = loader.get_single_data()
+    except RuleError as e:
+        return None, [e]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        return None, [RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}", f"{file}:{line}")]
+    finally:
+        loader.dispose()
+    ctx = _Ctx(file=file, problems=[], variables={})
+    if not isinstance(doc, _Map):
+        return None, [RuleError("a rule pack must be a mapping with 'pack' and 'rules'", f"{file}:1")]
+    _check_keys(ctx, doc, PACK_KEYS, "pack file")
+    meta = doc.get("pack")
+    if not isinstance(meta, _Map) or "id" not in meta:
+        ctx.err(_line(doc, "pack"), "'pack:' with at least an 'id' is required")
+        meta = _Map()
+        meta.line, meta.key_lines = 0, {}
+    _check_keys(ctx, meta, PACK_META_KEYS, "pack")
+    variables = doc.get("variables") or {}
+    if not isinstance(variables, dict):
+        ctx.err(_line(doc, "variables"), "'variables' must be a mapping of name: value")
+        variables = {}
+    ctx.variables = {str(k): str(v) for k, v in variables.items()}
+    grades = []
+    for g in doc.get("grades") or [{"min": 90, "grade": "A"}, {"min": 80, "grade": "B"},
+                                    {"min": 60, "grade": "C"}, {"min": 0, "grade": "D"}]:
+        if not isinstance(g, dict) or set(g) != {"min", "grade"}:
+            ctx.err(_line(doc, "grades"), "each grade band needs exactly 'min' and 'grade'")
+            continue
+        grades.append(GradeBand(min=float(g["min"]), grade=str(g["grade"])))
+    grades.sort(key=lambda b: -b.min)
+    raw_rules = doc.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        ctx.err(_line(doc, "rules"), "'rules' must be a non-empty list")
+        raw_rules = []
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    for i, r in enumerate(raw_rules):
+        rule = _rule(ctx, r, i)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            ctx.err(rule.line, f"duplicate rule id '{rule.id}' (first at line {seen[rule.id]})")
+            continue
+        seen[rule.id] = rule.line
+        rules.append(rule)
+    if ctx.problems:
+        return None, ctx.problems
+    pack = RulePack(id=str(meta.get("id")), version=str(meta.get("version", "0")),
+                    title=str(meta.get("title", meta.get("id"))), language=str(meta.get("language", "zh")),
+                    rules=tuple(rules), grades=tuple(grades), source=file,
+                    hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+    return pack, []
+
+
+def load_pack(path: str | Path) -> RulePack:
+    """Load a pack or raise RuleError listing every problem, one per line with file:line."""
+    p = Path(path)
+    if not p.exists():
+        raise RuleError("rule pack not found", str(p))
+    pack, problems = parse_pack(p.read_text(encoding="utf-8"), str(p))
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise RuleError(f"{len(problems)} problems:\n" + "\n".join(str(e) for e in problems), str(p))
+    assert pack is not None
+    return pack

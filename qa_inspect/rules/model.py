@@ -1,0 +1,72 @@
+"""The rule language's parsed form: frozen dataclasses, built only by the loader."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("required", "forbidden", "risk")
+SEVERITIES = ("info", "minor", "major", "critical")
+WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
+CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window"}
+RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
+             "match", "when"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where in the call to look, counted over the turns of the condition's role."""
+
+    first_turns: int | None = None
+    last_turns: int | None = None
+    first_seconds: float | None = None
+    last_seconds: float | None = None
+
+    def describe(self) -> str:
+        parts = [f"{k.replace('_', ' ')} {v:g}" for k, v in vars(self).items() if v]
+        return ", ".join(parts) if parts else "whole call"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A turn matches when it has any of ``any``, all of ``all``, matches ``regex``,
+    and has none of ``none`` nor ``exclude_regex``. The condition holds if a turn in scope matches."""
+
+    role: str = "any"
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    regex: str = ""
+    exclude_regex: str = ""
+    window: Window = Window()
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    description: str
+    category: str
+    kind: str  # required: must be found; forbidden: must not be found; risk: flag when found
+    severity: str
+    deduction: float
+    fatal: bool
+    match: Condition
+    when: Condition | None  # the rule applies only if this holds (else outcome n/a)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class GradeBand:
+    min: float
+    grade: str
+
+
+@dataclass(frozen=True)
+class RulePack:
+    id: str
+    version: str
+    title: str
+    language: str
+    rules: tuple[Rule, ...]
+    grades: tuple[GradeBand, ...]
+    source: str = ""
+    hash: str = ""
