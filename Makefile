@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 
 demo: install
 	rm -f demo.db
-	$(VENV)/bin/qa-inspect run samples/manifest.csv --rules rules/telecom_zh.yaml --db demo.db --out reports/demo || test $$? -eq 1
+	$(VENV)/bin/qa-inspect run samples/manifest.csv --rules rules/telecom_zh.yaml --rules rules/telecom_en.yaml --db demo.db --out reports/demo || test $$? -eq 1
 
 test: install
 	$(PY) -m pytest -q

@@ -14,6 +14,7 @@ from .errors import QAError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 DEFAULT_PACK = "rules/telecom_zh.yaml"
+DEFAULT_PACK_EN = "rules/telecom_en.yaml"
 
 
 def _fail(e: QAError, code: int = 2) -> None:
@@ -48,8 +49,9 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
-@click.option("--rules", "rules_path", default=DEFAULT_PACK, show_default=True, type=click.Path(),
-              help="Rule pack YAML.")
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+              help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
+                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
 @click.option("--db", default="qa.db", show_default=True, help="SQLite results file.")
 @click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
 @click.option("--layout", default="stereo_agent_left", show_default=True,
@@ -57,7 +59,7 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
               help="Channel layout for audio without a manifest row.")
 @click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
 @asr_options
-def run(input_path, rules_path, db, out, layout, force, language, model_path, device, compute_type,
+def run(input_path, rules_paths, db, out, layout, force, language, model_path, device, compute_type,
         batch_size):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
@@ -65,17 +67,18 @@ def run(input_path, rules_path, db, out, layout, force, language, model_path, de
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
     from .inputs import read_input
-    from .pipeline import run_batch
+    from .pipeline import PackSet, run_batch
     from .reports.batch import write_batch_report
     from .rules import load_pack
     from .store import open_store
 
     try:
-        pack = load_pack(rules_path)  # a bad pack fails before any audio is touched
-        items = read_input(input_path, default_layout=layout, language=language or pack.language)
+        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
+        packs = PackSet([load_pack(p) for p in paths])  # a bad pack fails before any audio is touched
+        items = read_input(input_path, default_layout=layout, language=language or packs.language)
     except QAError as e:
         _fail(e)
-    cfg = _asr_config(language or pack.language, model_path, device, compute_type, batch_size)
+    cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)
     holder: dict = {}
 
     def get_transcriber():
@@ -93,14 +96,14 @@ def run(input_path, rules_path, db, out, layout, force, language, model_path, de
         else:
             click.echo(f"  {res.call.call_id:<28} ERROR {res.error}", err=True)
 
-    click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, pack {pack.id} {pack.version}")
+    click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, rules {packs.describe()}")
     store = open_store(db)
     try:
-        summary = run_batch(items, pack, store, get_transcriber, cfg.key(), force=force, on_result=show)
+        summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force, on_result=show)
         ids = {it.call.call_id for it in items}
         results = [r for r in store.results() if r.call.call_id in ids]
         html = write_batch_report(results, Path(out), summary={
-            "rule pack": f"{pack.id} {pack.version}", "skipped (already done)": summary.skipped,
+            "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
             "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
     except QAError as e:
         _fail(e)

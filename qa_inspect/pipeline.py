@@ -66,6 +66,28 @@ class BatchSummary:
         return round(self.asr_s / self.audio_s, 3) if self.audio_s else None
 
 
+class PackSet:
+    """Rule packs by language; a call uses the pack of its language, else the first pack."""
+
+    def __init__(self, packs: Sequence[RulePack]) -> None:
+        if not packs:
+            raise ValueError("at least one rule pack is needed")
+        self.packs = tuple(packs)
+        self.by_language = {}
+        for p in packs:
+            self.by_language.setdefault(p.language, p)
+
+    def for_language(self, language: str) -> RulePack:
+        return self.by_language.get(language, self.packs[0])
+
+    @property
+    def language(self) -> str:
+        return self.packs[0].language
+
+    def describe(self) -> str:
+        return ", ".join(f"{p.id} {p.version}" for p in self.packs)
+
+
 def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
                  get_transcriber: Callable[[], Transcriber], asr_key: str,
                  summary: BatchSummary) -> CallResult:
@@ -99,13 +121,14 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
                                   f"({type(e).__name__}: {e})", cfg)
 
 
-def run_batch(items: Sequence[WorkItem], pack: RulePack, store: SQLiteStore,
+def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
               get_transcriber: Callable[[], Transcriber], asr_key: str, *,
               force: bool = False, on_result: Callable[[CallResult], None] | None = None) -> BatchSummary:
     """Run every item; each result is stored in its own transaction as soon as it is done."""
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     for item in items:
+        pack = packs.for_language(item.call.language)
         cfg = config_hash(asr_key if item.transcript is None else "given", pack)
         if not force and not item.error and store.done(item.call.call_id, cfg):
             summary.skipped += 1

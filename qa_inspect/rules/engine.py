@@ -108,11 +108,10 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
                           deduction=deduct, fatal=rule.fatal and outcome in ("fail", "hit"),
                           kind=rule.kind, evidence=tuple(evidence), reason=reason)
 
-    if rule.when is not None:
-        trigger = find(turns, rule.when, duration)
-        if not trigger:
-            return result(False, "n/a", [], f"not applicable: no {_describe(rule.when)}")
     ev = find(turns, rule.match, duration)
+    if rule.when is not None and not find(turns, rule.when, duration):
+        # not applicable, but still say whether the thing was found ("matched" is a fact)
+        return result(bool(ev), "n/a", ev[:3], f"not applicable: no {_describe(rule.when)}")
     if rule.kind == "required":
         if ev:
             return result(True, "pass", ev[:3], f"found {ev[0].matched!r} at turn {ev[0].turn}")
