@@ -79,3 +79,14 @@ def test_rerun_skips_done_calls(batch):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert "13 already done" in proc.stdout
+
+
+def test_transcribe_command_prints_roles_and_times(root, samples):
+    out = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "transcribe", "--format", "jsonl",
+                          str(samples / "audio" / "en_complaint_escalation.flac"), "--language", "en"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    tr = json.loads(out.stdout)
+    roles = {t["role"] for t in tr["turns"]}
+    assert roles == {"agent", "customer"}
+    assert any("lawyer" in t["text"].lower() for t in tr["turns"] if t["role"] == "customer")
+    assert all(t["start"] <= t["end"] for t in tr["turns"])
