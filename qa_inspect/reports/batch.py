@@ -118,6 +118,8 @@ def highlight(text: str, term: str, matcher: str = "keyword") -> list[tuple[str,
     if not text:
         return []
     spans: list[tuple[int, int]] = []
+    if matcher in ("pinyin", "fuzzy") and "≈" in term:
+        term = term.split("≈", 1)[1]  # "投诉≈头诉": highlight what was heard
     if term:
         lo, tl = text.lower(), term.lower()
         i = lo.find(tl)

@@ -2,16 +2,25 @@
 
 Phrases and regexes are matched on the normalised text (Simplified, half width, lower case,
 spoken digit runs as Arabic digits, no punctuation or spaces), so 工號一二三四 matches 工号\\d{4}.
+
+ASR tolerance for ``any``/``all`` phrases, tried in order and only when the previous step
+found nothing in the turn: exact (matcher "keyword", confidence 1.0), then with ``pinyin: true``
+a span of the turn with the same toneless pinyin ("pinyin", 0.9), then with ``fuzzy: N`` a
+window within N character edits ("fuzzy", 1 - edits/len(phrase)). A turn's pinyin is computed
+once, lazily, and only for conditions that ask for it.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from ..records import Evidence, RuleResult, Transcript
 from ..text import normalize
-from .model import Condition, Rule, RulePack
+from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, Condition, Rule, RulePack
+
+PINYIN_CONFIDENCE = 0.9
+_HAN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003134f]")
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,12 @@ class PreparedTurn:
     end: float | None
     text: str  # verbatim, for evidence
     norm: str  # for matching
+
+    @cached_property
+    def pinyin(self) -> str:
+        """``norm`` as " syl syl … ": one toneless syllable per character (non-Chinese
+        characters stand for themselves), computed on first use and kept on the turn."""
+        return _spaced(_pinyin_list(self.norm))
 
 
 def prepare(transcript: Transcript) -> list[PreparedTurn]:
@@ -39,6 +54,97 @@ def _compile(p: str) -> re.Pattern:
     return re.compile(p)
 
 
+def _pinyin_list(s: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    # errors=list: every character that has no pinyin is its own item, so items align with s
+    return lazy_pinyin(s, style=Style.NORMAL, errors=lambda chars: list(chars))
+
+
+def _spaced(items: list[str]) -> str:
+    return " " + " ".join(items) + " "
+
+
+@lru_cache(maxsize=4096)
+def _phrase_pinyin(p: str) -> str:
+    """The normalised phrase's pinyin as a search needle, or "" if pinyin does not apply."""
+    n = _norm_phrase(p)
+    if len(n) < PINYIN_MIN_LEN or not _HAN.search(n):
+        return ""
+    return _spaced(_pinyin_list(n))
+
+
+def _pinyin_find(t: PreparedTurn, p: str) -> str | None:
+    """The heard span of ``t`` that sounds like phrase ``p``, or None."""
+    needle = _phrase_pinyin(p)
+    if not needle:
+        return None
+    hay = t.pinyin
+    pos = hay.find(needle)
+    n = _norm_phrase(p)
+    while pos >= 0:
+        start = hay.count(" ", 0, pos)  # one separator before each earlier character
+        heard = t.norm[start:start + len(n)]
+        # two syllables alone are too ambiguous (消协 ≈ 小写): a two-character phrase must keep
+        # one of its characters (投诉 ≈ 头诉, 不便 ≈ 不变)
+        if len(n) > 2 or any(a == b for a, b in zip(n, heard)):
+            return heard
+        pos = hay.find(needle, pos + 1)
+    return None
+
+
+def _fuzzy_find(p: str, s: str, budget: int) -> tuple[int, str] | None:
+    """(edits, heard window) for the closest window of ``s`` within ``budget`` edits of phrase ``p``."""
+    from rapidfuzz.distance import Levenshtein
+
+    n = _norm_phrase(p)
+    k = min(budget, (len(n) - 1) // 2)  # the loader enforces budget < len/2; clamp for hand-made conditions
+    if len(n) < FUZZY_MIN_LEN or k < 1 or len(s) < len(n) - k:
+        return None
+    best: tuple[int, str] | None = None
+    # same length first, then shorter/longer by one, two, …: ties keep the same-length window
+    for wl in sorted(range(len(n) - k, len(n) + k + 1), key=lambda x: abs(x - len(n))):
+        for i in range(0, len(s) - wl + 1):
+            w = s[i:i + wl]
+            d = Levenshtein.distance(n, w, score_cutoff=k)
+            if d <= k and (best is None or d < best[0]):
+                best = (d, w)
+                if d == 1:  # no exact hit here, so 1 is the least possible
+                    return best
+    return best
+
+
+# a hit: (matcher, matched, confidence)
+Hit = tuple[str, str, float]
+
+
+def _find_phrase(t: PreparedTurn, p: str, cond: Condition, step: str) -> Hit | None:
+    if step == "keyword":
+        n = _norm_phrase(p)
+        return ("keyword", p, 1.0) if n and n in t.norm else None
+    if step == "pinyin":
+        heard = _pinyin_find(t, p)
+        return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE) if heard else None
+    f = _fuzzy_find(p, t.norm, cond.fuzzy)
+    if f is None:
+        return None
+    edits, heard = f
+    return ("fuzzy", f"{p}≈{heard}", round(1 - edits / len(_norm_phrase(p)), 3))
+
+
+def _steps(cond: Condition) -> tuple[str, ...]:
+    return ("keyword",) + (("pinyin",) if cond.pinyin else ()) + (("fuzzy",) if cond.fuzzy else ())
+
+
+def _weakest(hits: list[Hit]) -> Hit:
+    """The least confident hit; on a tie the last one (so matched reads as before: any over all)."""
+    out = hits[0]
+    for h in hits[1:]:
+        if h[2] <= out[2]:
+            out = h
+    return out
+
+
 def _scope(turns: list[PreparedTurn], cond: Condition, duration: float | None) -> list[PreparedTurn]:
     sel = [t for t in turns if cond.role == "any" or t.role == cond.role]
     w = cond.window
@@ -54,39 +160,59 @@ def _scope(turns: list[PreparedTurn], cond: Condition, duration: float | None) -
     return sel
 
 
-def _match_turn(t: PreparedTurn, cond: Condition) -> tuple[str, str] | None:
-    """(matcher, what matched) or None."""
+def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
+    """(matcher, what matched, confidence) or None."""
     s = t.norm
     if any(_norm_phrase(p) and _norm_phrase(p) in s for p in cond.none):
         return None
     if cond.exclude_regex and _compile(cond.exclude_regex).search(s):
         return None
-    hit: tuple[str, str] | None = None
+    hits: list[Hit] = []
     if cond.all:
-        if not all(_norm_phrase(p) in s for p in cond.all):
-            return None
-        hit = ("keyword", "+".join(cond.all))
+        if all(_norm_phrase(p) in s for p in cond.all):  # the fast path: every phrase exact
+            hits.append(("keyword", "+".join(cond.all), 1.0))
+        else:
+            parts = []
+            for p in cond.all:
+                h = next((h for step in _steps(cond) if (h := _find_phrase(t, p, cond, step))), None)
+                if h is None:
+                    return None
+                parts.append(h)
+            weakest = _weakest(parts)
+            hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2]))
     if cond.any:
         found = next((p for p in cond.any if _norm_phrase(p) and _norm_phrase(p) in s), None)
-        if found is None:
-            return None
-        hit = ("keyword", found)
+        if found is not None:  # the fast path: an exact hit
+            hits.append(("keyword", found, 1.0))
+        else:
+            h = next((h for step in _steps(cond)[1:] for p in cond.any
+                      if (h := _find_phrase(t, p, cond, step))), None)
+            if h is None:
+                return None
+            hits.append(h)
     if cond.regex:
         m = _compile(cond.regex).search(s)
         if m is None:
             return None
-        hit = ("regex", m.group(0))
-    return hit
+        hits.append(("regex", m.group(0), 1.0))
+    if len(hits) == 1:
+        return hits[0]
+    return _weakest(hits) if hits else None
 
 
 def find(turns: list[PreparedTurn], cond: Condition, duration: float | None) -> list[Evidence]:
+    """Evidence for every turn in scope that matches (the condition holds if ≥ min_count)."""
     out = []
     for t in _scope(turns, cond, duration):
         hit = _match_turn(t, cond)
         if hit:
             out.append(Evidence(role=t.role, turn=t.index, start=t.start, end=t.end, text=t.text,
-                                matcher=hit[0], matched=hit[1], confidence=1.0))
+                                matcher=hit[0], matched=hit[1], confidence=hit[2]))
     return out
+
+
+def _holds(cond: Condition, ev: list[Evidence]) -> bool:
+    return len(ev) >= cond.min_count
 
 
 def _describe(cond: Condition) -> str:
@@ -97,7 +223,10 @@ def _describe(cond: Condition) -> str:
         what.append("all of " + "+".join(cond.all))
     if cond.regex:
         what.append(f"/{cond.regex}/")
-    return f"{' and '.join(what)} in {cond.role} turns ({cond.window.describe()})"
+    tol = [x for x in ("pinyin" if cond.pinyin else "", f"fuzzy {cond.fuzzy}" if cond.fuzzy else "") if x]
+    more = f" [{', '.join(tol)}]" if tol else ""
+    count = f" in ≥ {cond.min_count} turns" if cond.min_count > 1 else ""
+    return f"{' and '.join(what)}{more}{count} in {cond.role} turns ({cond.window.describe()})"
 
 
 def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> RuleResult:
@@ -109,15 +238,30 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
                           kind=rule.kind, evidence=tuple(evidence), reason=reason)
 
     ev = find(turns, rule.match, duration)
-    if rule.when is not None and not find(turns, rule.when, duration):
-        # not applicable, but still say whether the thing was found ("matched" is a fact)
-        return result(bool(ev), "n/a", ev[:3], f"not applicable: no {_describe(rule.when)}")
+    holds = _holds(rule.match, ev)
+    need = rule.match.min_count
+    if rule.when is not None:
+        wev = find(turns, rule.when, duration)
+        if not _holds(rule.when, wev):
+            # not applicable, but still say whether the thing was found ("matched" is a fact)
+            short = f" (found in {len(wev)} turn(s))" if wev else ""
+            return result(holds, "n/a", ev[:3] if holds else [],
+                          f"not applicable: no {_describe(rule.when)}{short}")
     if rule.kind == "required":
+        if holds:
+            best = sorted(ev, key=lambda e: -e.confidence)[:3]  # stable: exact hits first, then by turn
+            count = f" in {len(ev)} turns (≥ {need} required)" if need > 1 else ""
+            return result(True, "pass", best, f"found {best[0].matched!r} at turn {best[0].turn}{count}")
         if ev:
-            return result(True, "pass", ev[:3], f"found {ev[0].matched!r} at turn {ev[0].turn}")
+            return result(False, "fail", [], f"found in only {len(ev)} turn(s), needs ≥ {need}: "
+                                             f"{_describe(rule.match)}")
         return result(False, "fail", [], f"missing: {_describe(rule.match)}")
+    if holds:
+        count = f" (≥ {need} required)" if need > 1 else ""
+        return result(True, "hit", ev, f"{len(ev)} hit(s){count}: {', '.join(sorted({e.matched for e in ev}))}")
     if ev:
-        return result(True, "hit", ev, f"{len(ev)} hit(s): {', '.join(sorted({e.matched for e in ev}))}")
+        return result(False, "pass", [], f"only {len(ev)} hit(s), below min_count {need}: "
+                                         f"{', '.join(sorted({e.matched for e in ev}))}")
     return result(False, "pass", [], f"none of {_describe(rule.match)}")
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 
 from ..errors import RuleError
-from .model import (CONDITION_KEYS, KINDS, RULE_KEYS, SEVERITIES, WINDOW_KEYS, Condition, GradeBand,
-                    Rule, RulePack, Window)
+from ..text import normalize
+from .model import (CONDITION_KEYS, FUZZY_MIN_LEN, KINDS, RULE_KEYS, SEVERITIES, WINDOW_KEYS, Condition,
+                    GradeBand, Rule, RulePack, Window)
 
 PACK_KEYS = {"pack", "variables", "grades", "rules"}
 PACK_META_KEYS = {"id", "version", "title", "language", "description"}
@@ -134,6 +135,37 @@ def _window(ctx: _Ctx, m: Any, what: str, line: int) -> Window:
     return Window(**vals)
 
 
+def _positive_int(ctx: _Ctx, m: _Map, key: str, what: str, default: int) -> int:
+    if key not in m:
+        return default
+    v = m[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        ctx.err(_line(m, key), f"{what}: '{key}' must be an integer ≥ 1, got {v!r}")
+        return default
+    return v
+
+
+def _tolerance(ctx: _Ctx, m: _Map, what: str, phrases: tuple[str, ...]) -> tuple[bool, int]:
+    """Validate ``pinyin``/``fuzzy`` against the condition's any/all phrases."""
+    pinyin = m.get("pinyin", False)
+    if not isinstance(pinyin, bool):
+        ctx.err(_line(m, "pinyin"), f"{what}: 'pinyin' must be true or false, got {pinyin!r}")
+        pinyin = False
+    if pinyin and not phrases:
+        ctx.err(_line(m, "pinyin"), f"{what}: 'pinyin' applies to any/all phrases and this condition has none")
+    fuzzy = _positive_int(ctx, m, "fuzzy", what, 0)
+    if fuzzy:
+        long_enough = [p for p in phrases if len(normalize(p)) >= FUZZY_MIN_LEN]
+        if not long_enough:
+            ctx.err(_line(m, "fuzzy"), f"{what}: 'fuzzy' applies to any/all phrases of ≥ {FUZZY_MIN_LEN} "
+                                       "characters and this condition has none")
+        for p in long_enough:
+            if fuzzy * 2 >= len(normalize(p)):
+                ctx.err(_line(m, "fuzzy"), f"{what}: fuzzy budget too large for phrase '{p}' "
+                                           f"({fuzzy} edits; must be < half its {len(normalize(p))} characters)")
+    return pinyin, fuzzy
+
+
 def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
     if m is None:
         return None
@@ -144,12 +176,16 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
     role = m.get("role", "any")
     if role not in ("agent", "customer", "any"):
         ctx.err(_line(m, "role"), f"{what}: role must be agent, customer or any, got {role!r}")
+    any_ = _str_list(ctx, m, "any", what)
+    all_ = _str_list(ctx, m, "all", what)
+    pinyin, fuzzy = _tolerance(ctx, m, what, any_ + all_)
     cond = Condition(
         role=role if role in ("agent", "customer", "any") else "any",
-        any=_str_list(ctx, m, "any", what), all=_str_list(ctx, m, "all", what),
+        any=any_, all=all_,
         none=_str_list(ctx, m, "none", what), regex=_regex(ctx, m, "regex", what),
         exclude_regex=_regex(ctx, m, "exclude_regex", what),
         window=_window(ctx, m.get("window"), what, _line(m, "window")),
+        pinyin=pinyin, fuzzy=fuzzy, min_count=_positive_int(ctx, m, "min_count", what, 1),
     )
     if not (cond.any or cond.all or cond.regex):
         ctx.err(m.line, f"{what}: needs at least one of any/all/regex (a condition that can never match)")

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 KINDS = ("required", "forbidden", "risk")
 SEVERITIES = ("info", "minor", "major", "critical")
 WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
-CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window"}
+CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
+                  "min_count"}
+FUZZY_MIN_LEN = 3  # fuzzy matching applies to phrases of at least this many (normalised) characters
+PINYIN_MIN_LEN = 2  # pinyin matching applies to phrases of at least this many characters
 RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
              "match", "when"}
 
@@ -28,7 +31,13 @@ class Window:
 @dataclass(frozen=True)
 class Condition:
     """A turn matches when it has any of ``any``, all of ``all``, matches ``regex``,
-    and has none of ``none`` nor ``exclude_regex``. The condition holds if a turn in scope matches."""
+    and has none of ``none`` nor ``exclude_regex``. The condition holds if at least
+    ``min_count`` turns in scope match.
+
+    ASR tolerance (``any``/``all`` phrases only; ``none`` and regexes stay exact): with
+    ``pinyin`` a phrase also matches a span that sounds the same (toneless pinyin, 投诉 ≈ 头诉);
+    with ``fuzzy: N`` a phrase of ≥ 3 characters also matches a window within N edits.
+    An exact hit is always preferred."""
 
     role: str = "any"
     any: tuple[str, ...] = ()
@@ -37,6 +46,9 @@ class Condition:
     regex: str = ""
     exclude_regex: str = ""
     window: Window = Window()
+    pinyin: bool = False
+    fuzzy: int = 0  # edit budget per phrase; 0 = off
+    min_count: int = 1
 
 
 @dataclass(frozen=True)
