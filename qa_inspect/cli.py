@@ -88,35 +88,134 @@ def run(input_path, rules_paths, db, out, layout, force, language, model_path, d
             holder["t"] = WhisperTranscriber(cfg)
         return holder["t"]
 
+    from .progress import BatchProgress, stream_is_tty
+
+    bar = BatchProgress(len(items))  # live only when stderr is a terminal
+    # while the bar is live on the terminal, per-call lines bound for the terminal go above it
+    above = bar.live and stream_is_tty(sys.stdout)
+
     def show(res):
         if res.status == "ok":
             risk = ",".join(r.rule_id for r in res.risk_hits)
-            click.echo(f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
-                       f"{' FATAL' if res.score.fatal else ''}{'  risk:' + risk if risk else ''}")
+            line = (f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
+                    f"{' FATAL' if res.score.fatal else ''}{'  risk:' + risk if risk else ''}")
+            if above:
+                bar.print(line)
+            else:
+                click.echo(line)
         else:
-            click.echo(f"  {res.call.call_id:<28} ERROR {res.error}", err=True)
+            line = f"  {res.call.call_id:<28} ERROR {res.error}"
+            if bar.live:
+                bar.print(line)
+            else:
+                click.echo(line, err=True)
 
     click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, rules {packs.describe()}")
     store = open_store(db)
     try:
-        summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force, on_result=show)
+        with bar:
+            summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
+                                on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
         ids = {it.call.call_id for it in items}
         results = [r for r in store.results() if r.call.call_id in ids]
         html = write_batch_report(results, Path(out), summary={
             "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
+            "wall time": f"{summary.wall_s:.1f} s",
+            "real-time factor (wall / audio)": summary.wall_rtf if summary.wall_rtf is not None else "—",
             "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
     except QAError as e:
         _fail(e)
     finally:
         store.close()
-    click.echo(f"done: {summary.ok} ok, {summary.errors} error(s), {summary.skipped} already done; "
-               f"audio {summary.audio_s / 60:.1f} min, wall {summary.wall_s:.1f} s"
-               + (f", ASR RTF {summary.rtf}" if summary.rtf else ""))
+    click.echo(_run_summary_line(summary))
     for reason, n in sorted(summary.error_reasons.items()):
         click.echo(f"  errors: {n} × {reason}")
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _run_summary_line(s) -> str:
+    """One line: counts, wall time, audio, real-time factor (wall / audio), ASR RTF, calls/s."""
+    line = (f"done: {s.ok} ok, {s.errors} error(s), {s.skipped} already done in {s.wall_s:.1f} s wall; "
+            f"audio {s.audio_s / 60:.1f} min")
+    if s.wall_rtf is not None:
+        line += f", real-time factor {s.wall_rtf}"
+        if s.wall_rtf > 0:
+            line += f" ({1 / s.wall_rtf:.1f}x real time)"
+    else:
+        line += ", real-time factor n/a (no audio processed)"
+    if s.rtf is not None:
+        line += f", ASR RTF {s.rtf}"
+    if s.calls_per_s is not None:
+        line += f", {s.calls_per_s} calls/s"
+    return line
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
+              help="SQLite results file written by `run`.")
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+              help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
+                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Rewrite the batch report (report.html, report.csv) in this folder.")
+def rescore(db, rules_paths, out):
+    """Re-score every stored ok call from its stored transcript with the given rule packs,
+    without audio or ASR (after a rule change). Each result is written back in its own
+    transaction; error rows are left for `run` to retry.
+
+    Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
+    stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
+    import sqlite3
+
+    from .pipeline import PackSet
+    from .pipeline import rescore as rescore_calls
+    from .rules import load_pack
+    from .store import open_store
+
+    try:
+        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
+        packs = PackSet([load_pack(p) for p in paths])  # a bad pack fails before the db is touched
+    except QAError as e:
+        _fail(e)
+    try:
+        store = open_store(db)
+    except sqlite3.Error as e:
+        _fail(QAError(f"{db}: cannot open results database ({e})"))
+    html = None
+    try:
+        click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
+        summary = rescore_calls(store, packs)
+        if out is not None:
+            html = _write_report(store, out, {
+                "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
+                "changed score": summary.changed})
+    except sqlite3.DatabaseError as e:
+        _fail(QAError(f"{db}: {e}"))
+    except QAError as e:
+        _fail(e)
+    finally:
+        store.close()
+    for c in summary.changes:
+        old = f"{c.old_score:5.1f} {c.old_grade or '':<2}" if c.old_score is not None else "   —    "
+        click.echo(f"  {c.call_id:<28} {old} -> {c.new_score:5.1f} {c.new_grade:<2}{' FATAL' if c.fatal else ''}")
+    for cid, reason in summary.failures.items():
+        click.echo(f"  {cid:<28} NOT RE-SCORED {reason}", err=True)
+    rate = f"{summary.calls_per_s} calls/s" if summary.calls_per_s is not None else "— calls/s"
+    click.echo(f"rescored: {summary.rescored} call(s), {summary.changed} changed score, "
+               f"{summary.failed} failed, {summary.skipped} without transcript; "
+               f"{summary.wall_s:.2f} s, {rate}")
+    if html is not None:
+        click.echo(f"report: {html}")
+        click.echo(f"csv:    {html.with_suffix('.csv')}")
+    sys.exit(1 if summary.failed else 0)
+
+
+def _write_report(store, out, summary: dict):
+    from .reports.batch import write_batch_report
+
+    return write_batch_report(list(store.results()), Path(out), summary=summary)
 
 
 @main.command(context_settings=CONTEXT)

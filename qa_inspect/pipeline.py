@@ -5,6 +5,7 @@ Every failure of one call becomes an error result; the batch goes on.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -56,14 +57,27 @@ class BatchSummary:
     ok: int = 0
     errors: int = 0
     skipped: int = 0
-    audio_s: float = 0.0
-    asr_s: float = 0.0
+    audio_s: float = 0.0  # audio of the calls processed (transcribed now or from the cache)
+    asr_s: float = 0.0  # time spent in ASR
+    asr_audio_s: float = 0.0  # audio transcribed now (the denominator of the ASR RTF)
     wall_s: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def rtf(self) -> float | None:
-        return round(self.asr_s / self.audio_s, 3) if self.audio_s else None
+        """ASR time / audio duration of the calls transcribed in this run."""
+        return round(self.asr_s / self.asr_audio_s, 3) if self.asr_audio_s else None
+
+    @property
+    def wall_rtf(self) -> float | None:
+        """Real-time factor of the whole run: wall time / audio processed (model load, decode,
+        ASR, rules and store included); < 1 is faster than real time."""
+        return round(self.wall_s / self.audio_s, 3) if self.audio_s else None
+
+    @property
+    def calls_per_s(self) -> float | None:
+        n = self.ok + self.errors
+        return round(n / self.wall_s, 2) if n and self.wall_s > 0 else None
 
 
 class PackSet:
@@ -107,6 +121,7 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
                                               item.call.language or None)
             asr_time = time.perf_counter() - t0
             summary.asr_s += asr_time
+            summary.asr_audio_s += decoded.duration
             extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
             if not tr.turns:
                 return error_result(item, f"{item.call.path}: no speech recognised", cfg)
@@ -123,8 +138,13 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
 
 def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
               get_transcriber: Callable[[], Transcriber], asr_key: str, *,
-              force: bool = False, on_result: Callable[[CallResult], None] | None = None) -> BatchSummary:
-    """Run every item; each result is stored in its own transaction as soon as it is done."""
+              force: bool = False, on_result: Callable[[CallResult], None] | None = None,
+              on_progress: Callable[[BatchSummary, WorkItem, CallResult | None], None] | None = None,
+              ) -> BatchSummary:
+    """Run every item; each result is stored in its own transaction as soon as it is done.
+
+    ``on_result`` gets each new result; ``on_progress`` is called after every item, skipped
+    ones included (then with ``None``), with the running summary (``wall_s`` kept current)."""
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     for item in items:
@@ -132,6 +152,9 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
         cfg = config_hash(asr_key if item.transcript is None else "given", pack)
         if not force and not item.error and store.done(item.call.call_id, cfg):
             summary.skipped += 1
+            if on_progress:
+                summary.wall_s = time.perf_counter() - t0
+                on_progress(summary, item, None)
             continue
         res = process_item(item, pack, store, get_transcriber, asr_key, summary)
         store.put_result(res)
@@ -143,6 +166,9 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
             summary.error_reasons[key] = summary.error_reasons.get(key, 0) + 1
         if on_result:
             on_result(res)
+        if on_progress:
+            summary.wall_s = time.perf_counter() - t0
+            on_progress(summary, item, res)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -150,3 +176,89 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
 def results_for(store: SQLiteStore, call_ids: Iterable[str]) -> list[CallResult]:
     ids = set(call_ids)
     return [r for r in store.results() if r.call.call_id in ids]
+
+
+@dataclass
+class ScoreChange:
+    call_id: str
+    old_score: float | None
+    old_grade: str | None
+    new_score: float
+    new_grade: str
+    fatal: bool
+
+
+@dataclass
+class RescoreSummary:
+    total: int = 0  # stored ok calls
+    rescored: int = 0
+    changed: int = 0  # score, grade or fatal differ from the stored result
+    skipped: int = 0  # ok rows without a stored transcript (left as they are)
+    failed: int = 0  # could not be re-scored (left as they are)
+    wall_s: float = 0.0
+    changes: list[ScoreChange] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # call_id -> reason
+
+    @property
+    def calls_per_s(self) -> float | None:
+        return round(self.rescored / self.wall_s, 1) if self.wall_s > 0 else None
+
+
+def _asr_key_of(store: SQLiteStore, old: CallResult) -> str | None:
+    """The ASR config key behind a stored result's transcript, so the new config hash matches
+    what ``run`` computes (then a later ``run`` with the same packs skips the call)."""
+    if not old.audio_hash:
+        return "given"  # transcripts input: no audio stage
+    cands = store.asr_keys(old.audio_hash)
+    if len(cands) == 1:
+        return cands[0][0]
+    want = old.transcript.to_dict() if old.transcript else None
+    return next((k for k, tr in cands if tr.to_dict() == want), None)
+
+
+def rescore(store: SQLiteStore, packs: PackSet, *,
+            on_result: Callable[[CallResult, CallResult], None] | None = None) -> RescoreSummary:
+    """Re-evaluate every stored ok call from its stored transcript with ``packs`` (the pack of
+    the call's language, else the first) and write each result back in its own transaction.
+
+    No audio is read and no ASR runs. Error rows are left alone (``run`` retries them). A call
+    that cannot be re-scored keeps its stored result and is counted in ``failed``."""
+    summary = RescoreSummary()
+    t0 = time.perf_counter()
+    ids = store.call_ids(status="ok")  # ids first: rows are rewritten while we go
+    summary.total = len(ids)
+    for cid in ids:
+        try:
+            old = store.get_result(cid)
+            if old is None or old.status != "ok":  # changed under us
+                summary.total -= 1
+                continue
+            tr = old.transcript
+            if tr is None or not tr.turns:
+                summary.skipped += 1
+                continue
+            # CallResult.from_dict doesn't keep the call's language; the transcript has it
+            call = dataclasses.replace(old.call, language=tr.language or old.call.language)
+            pack = packs.for_language(call.language)
+            key = _asr_key_of(store, old)
+            cfg = config_hash(key if key is not None else "rescore:unknown-asr", pack)
+            fresh = talk_metrics(tr)
+            extra = {k: v for k, v in old.metrics.items() if k not in fresh}  # e.g. asr_rtf
+            new = score_transcript(WorkItem(call=call), tr, pack, audio_hash=old.audio_hash,
+                                   cfg_hash=cfg, extra_metrics=extra)
+            store.put_result(new)
+        except Exception as e:  # one bad row must not stop the batch; its stored result stays
+            log.exception("re-scoring %s failed", cid)
+            summary.failed += 1
+            summary.failures[cid] = f"{type(e).__name__}: {e}"
+            continue
+        summary.rescored += 1
+        os_, ns = old.score, new.score
+        if os_ is None or (os_.score, os_.grade, os_.fatal) != (ns.score, ns.grade, ns.fatal):
+            summary.changed += 1
+            summary.changes.append(ScoreChange(cid, os_.score if os_ else None, os_.grade if os_ else None,
+                                               ns.score, ns.grade, ns.fatal))
+        if on_result:
+            on_result(old, new)
+    summary.wall_s = time.perf_counter() - t0
+    return summary

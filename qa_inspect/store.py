@@ -41,6 +41,9 @@ class Store(Protocol):
     def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None: ...
     def done(self, call_id: str, config_hash: str) -> bool: ...
     def put_result(self, result: CallResult) -> None: ...
+    def get_result(self, call_id: str) -> CallResult | None: ...
+    def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]: ...
+    def call_ids(self, status: str | None = None) -> list[str]: ...
     def results(self) -> Iterator[CallResult]: ...
     def close(self) -> None: ...
 
@@ -81,6 +84,21 @@ class SQLiteStore:
     def get_result(self, call_id: str) -> CallResult | None:
         row = self.db.execute("SELECT record FROM results WHERE call_id=?", (call_id,)).fetchone()
         return CallResult.from_dict(json.loads(row[0])) if row else None
+
+    def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
+        """Every (ASR config key, transcript) stored for this audio."""
+        return [(k, Transcript.from_dict(json.loads(t))) for k, t in self.db.execute(
+            "SELECT asr_key, transcript FROM transcripts WHERE audio_hash=? ORDER BY created_at",
+            (audio_hash,))]
+
+    def call_ids(self, status: str | None = None) -> list[str]:
+        """Call ids of stored results (report order), optionally only those with ``status``."""
+        q = "SELECT call_id FROM results"
+        args: tuple = ()
+        if status is not None:
+            q += " WHERE status=?"
+            args = (status,)
+        return [r[0] for r in self.db.execute(q + " ORDER BY started_at, call_id", args)]
 
     def results(self) -> Iterator[CallResult]:
         for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):

@@ -14,7 +14,8 @@ _DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2
 _DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
 _PUNCT = re.compile(r"[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
                     r"!-/:-@\[-`{-~，。！？、；：“”‘’（）《》【】…—·]+")
-FILLERS_ZH = ("嗯", "啊", "呃", "哎", "诶", "额", "那个", "就是说")
+# not 额: it would turn 余额 (balance) into 余
+FILLERS_ZH = ("嗯", "啊", "呃", "哎", "诶", "那个", "就是说")
 
 
 @lru_cache(maxsize=1)

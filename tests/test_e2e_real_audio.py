@@ -31,6 +31,8 @@ def test_exit_code_and_report(batch):
     proc, records, out, *_ = batch
     assert proc.returncode == 1, proc.stderr  # some calls failed (the corrupt file)
     assert "report:" in proc.stdout
+    done = next(l for l in proc.stdout.splitlines() if l.startswith("done: "))
+    assert "s wall" in done and "real-time factor" in done and "ASR RTF" in done
     html = (out / "reports" / "report.html").read_text(encoding="utf-8")
     assert "corrupt_call" in html and "cannot decode audio" in html
     assert len(records) == 14

@@ -63,3 +63,7 @@ def test_talk_metrics_silence_and_interruption():
     assert m["max_silence_s"] == 8.0
     assert m["agent_interruptions"] == 1 and m["customer_interruptions"] == 0
     assert m["agent_talk_s"] == 7.0 and m["customer_talk_s"] == 10.5
+
+
+def test_fillers_do_not_eat_words():
+    assert normalize("嗯我想查一下话费余额", drop_fillers=True) == "我想查一下话费余额"
