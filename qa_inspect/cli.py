@@ -58,9 +58,12 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
               type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
               help="Channel layout for audio without a manifest row.")
 @click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes that decode and transcribe in parallel (each loads the model once "
+                   "and gets cores/N CPU threads); 1 runs everything in this process.")
 @asr_options
-def run(input_path, rules_paths, db, out, layout, force, language, model_path, device, compute_type,
-        batch_size):
+def run(input_path, rules_paths, db, out, layout, force, workers, language, model_path, device,
+        compute_type, batch_size):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
 
@@ -114,8 +117,15 @@ def run(input_path, rules_paths, db, out, layout, force, language, model_path, d
     store = open_store(db)
     try:
         with bar:
-            summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
-                                on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
+            if workers > 1:
+                from .executors import run_batch_parallel
+
+                summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
+                                             on_result=show,
+                                             on_progress=lambda s, _item, _res: bar.update(s))
+            else:
+                summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
+                                    on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
         ids = {it.call.call_id for it in items}
         results = [r for r in store.results() if r.call.call_id in ids]
         html = write_batch_report(results, Path(out), summary={
@@ -307,6 +317,77 @@ def rules_validate(packs):
             click.echo(f"{p}: ok ({len(pack.rules)} rules, pack {pack.id} {pack.version})")
         bad += bool(problems)
     sys.exit(1 if bad else 0)
+
+
+@rules.command("eval", context_settings=CONTEXT)
+@click.argument("pack_path", metavar="PACK", type=click.Path())
+@click.option("--transcripts", "transcripts_path", required=True, type=click.Path(),
+              help="Transcripts JSONL (call_id, turns with role/text).")
+@click.option("--labels", "labels_path", required=True, type=click.Path(),
+              help="Labels JSONL: one call a line, its id (call_id or id) and item: true|false fields.")
+@click.option("--map", "item_map", multiple=True, metavar="LABEL=RULE",
+              help="Read label item LABEL as rule RULE (repeatable), e.g. opening_greeting=greeting.")
+@click.option("--show-errors", is_flag=True, help="List the false-positive and false-negative call ids per rule.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of a table.")
+def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, as_json):
+    """Measure rule PACK against labelled calls: per rule (predicted = the rule's condition was
+    found) n, tp, fp, fn, precision, recall, F1, and the macro F1 over the rules.
+
+    Exit code 0 on success, 2 when the pack, transcripts or labels cannot be read or share no
+    call or rule."""
+    from .errors import InputError
+    from .inputs import read_input
+    from .rules import load_pack
+    from .rules.evaluation import evaluate_pack_against_labels, macro_f1, read_labels
+
+    try:
+        mapping = {}
+        for m in item_map:
+            label, sep, rule = m.partition("=")
+            if not sep or not label.strip() or not rule.strip():
+                raise InputError(f"--map {m!r}: expected LABEL=RULE")
+            mapping[label.strip()] = rule.strip()
+        pack = load_pack(pack_path)
+        labels = read_labels(labels_path, mapping)
+        items = read_input(transcripts_path, language=pack.language)
+    except QAError as e:
+        _fail(e)
+    bad = [it.error for it in items if it.error]
+    for err in bad[:5]:
+        click.echo(f"warning: skipped {err}", err=True)
+    if len(bad) > 5:
+        click.echo(f"warning: … and {len(bad) - 5} more bad transcript line(s)", err=True)
+    transcripts = [it.transcript for it in items if it.transcript is not None and it.call.call_id in labels]
+    missing = len(labels) - len(transcripts)
+    if missing:
+        click.echo(f"warning: {missing} labelled call(s) have no transcript", err=True)
+    if not transcripts:
+        _fail(InputError("no labelled call has a transcript (do the ids line up?)", transcripts_path))
+    rule_ids = {r.id for r in pack.rules}
+    label_items = sorted({k for lab in labels.values() for k in lab})
+    unused = [k for k in label_items if k not in rule_ids]
+    if unused:
+        click.echo(f"note: label item(s) with no rule of that id, not scored: {', '.join(unused)}", err=True)
+    scores = evaluate_pack_against_labels(pack, transcripts, labels)
+    if not scores:
+        _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
+    if as_json:
+        click.echo(json.dumps({"pack": pack.id, "calls": len(transcripts), "macro_f1": macro_f1(scores),
+                               "items": [s.to_dict() for s in scores]}, ensure_ascii=False, indent=2))
+        return
+    w = max(len("rule"), *(len(s.item) for s in scores))
+    click.echo(f"pack {pack.id} {pack.version}: {len(transcripts)} labelled call(s)")
+    click.echo(f"{'rule':<{w}}  {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4}  {'precision':>9} {'recall':>6} {'F1':>6}")
+    for s in scores:
+        click.echo(f"{s.item:<{w}}  {s.n:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4}  {s.precision:>9.3f} "
+                   f"{s.recall:>6.3f} {s.f1:>6.3f}")
+    click.echo(f"macro F1 {macro_f1(scores):.3f} over {len(scores)} rule(s)")
+    if show_errors:
+        for s in scores:
+            if s.false_positives:
+                click.echo(f"{s.item} false positives: {' '.join(s.false_positives)}")
+            if s.false_negatives:
+                click.echo(f"{s.item} false negatives: {' '.join(s.false_negatives)}")
 
 
 if __name__ == "__main__":

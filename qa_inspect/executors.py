@@ -1,0 +1,253 @@
+"""Run the expensive stage of a batch (decode + Whisper) in a local process pool.
+
+Design (``run_batch_parallel``):
+
+- The parent (driver) does everything cheap and everything stateful: it skips calls already
+  done, hashes each audio file and looks its transcript up in the store (cache hits, given
+  transcripts and bad input rows never reach the pool), scores every transcript with the rule
+  pack, and is the only process that writes to the SQLite store, one transaction per call,
+  as soon as that call's future completes.
+- Workers only decode and transcribe. They are started with the ``spawn`` context; the
+  pool ``initializer`` loads one ``WhisperTranscriber`` per worker into a module-level global
+  (only the frozen, picklable ``ASRConfig`` crosses the process boundary, never a model), with
+  ``cpu_threads = max(1, cores // workers)`` unless the config sets it.
+- Work is submitted longest first (file size as a proxy for duration) so a long call does not
+  start last and leave the other workers idle at the end.
+- A failure on one file (``AudioError``, no speech, anything else) comes back from the worker
+  as an error result (a plain string), never as an exception that stops the batch. A worker
+  that dies (killed, out of memory, a crash in native code) breaks the pool: every call it
+  had not finished becomes an error row saying so, and a later ``run`` retries them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import resource
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Sequence
+
+from . import audio as audio_mod
+from .errors import QAError
+from .inputs import WorkItem
+from .pipeline import (BatchSummary, PackSet, config_hash, error_result, process_item, run_batch,
+                       score_transcript)
+from .records import CallResult, Transcript
+from .store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+# --- worker side -------------------------------------------------------------------------
+
+_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once by _init_worker
+_INIT_ERROR: str = ""  # why loading failed (then every call in this worker is an error row)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def _init_worker(cfg, log_level: int) -> None:
+    """Pool initializer: runs once per worker process."""
+    global _TRANSCRIBER, _INIT_ERROR
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
+    try:
+        from .asr import WhisperTranscriber
+
+        _TRANSCRIBER = WhisperTranscriber(cfg)
+    except QAError as e:
+        _INIT_ERROR = str(e)
+    except Exception as e:  # report it per call rather than break the pool
+        log.exception("loading the ASR model failed")
+        _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+
+
+def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
+    """Decode + transcribe one file. Never raises: failures come back as ``{"error": reason}``."""
+    out: dict[str, Any] = {"pid": os.getpid()}
+    try:
+        decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
+        if _TRANSCRIBER is None:
+            raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+        t0 = time.perf_counter()
+        tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+        out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
+    except QAError as e:
+        out["error"] = str(e)
+    except Exception as e:  # one bad call must not stop the batch
+        log.exception("unexpected failure on %s", call_id)
+        out["error"] = f"{path or call_id}: internal error ({type(e).__name__}: {e})"
+    out["rss_mb"] = _peak_rss_mb()
+    return out
+
+
+# --- driver side -------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Job:
+    item: WorkItem
+    pack: Any
+    cfg_hash: str
+    audio_hash: str
+    size: int
+    order: int = 0  # submission order (longest first)
+
+
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """CPU threads per worker so that the workers together use the machine's cores once."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore, asr_cfg,
+                       workers: int, *, force: bool = False,
+                       on_result: Callable[[CallResult], None] | None = None,
+                       on_progress: Callable[[BatchSummary, WorkItem, CallResult | None], None] | None = None,
+                       worker_stats: dict[int, float] | None = None,
+                       ) -> BatchSummary:
+    """Like ``pipeline.run_batch`` (same summary, same callbacks, same stored rows) with decode
+    and ASR in ``workers`` spawned processes. ``workers <= 1`` runs today's in-process path.
+
+    ``worker_stats``, if given, is filled with ``{pid: peak RSS in MiB}`` of each process that
+    transcribed (the parent's own pid for the in-process path)."""
+    asr_key = asr_cfg.key()
+    if workers <= 1:
+        holder: dict = {}
+
+        def get_transcriber():
+            if "t" not in holder:
+                from .asr import WhisperTranscriber
+
+                holder["t"] = WhisperTranscriber(asr_cfg)
+            return holder["t"]
+
+        s = run_batch(items, packs, store, get_transcriber, asr_key, force=force,
+                      on_result=on_result, on_progress=on_progress)
+        if worker_stats is not None and holder:
+            worker_stats[os.getpid()] = _peak_rss_mb()
+        return s
+
+    summary = BatchSummary(total=len(items))
+    t0 = time.perf_counter()
+
+    def finish(item: WorkItem, res: CallResult) -> None:
+        store.put_result(res)  # its own transaction, right now
+        if res.status == "ok":
+            summary.ok += 1
+        else:
+            summary.errors += 1
+            key = res.error.split(": ", 1)[-1].split(" (")[0][:60]
+            summary.error_reasons[key] = summary.error_reasons.get(key, 0) + 1
+        if on_result:
+            on_result(res)
+        if on_progress:
+            summary.wall_s = time.perf_counter() - t0
+            on_progress(summary, item, res)
+
+    def no_transcriber():  # parent-handled items never need ASR
+        raise RuntimeError("the parent does not transcribe in a parallel batch")
+
+    # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
+    jobs: list[_Job] = []
+    for item in items:
+        pack = packs.for_language(item.call.language)
+        cfg = config_hash(asr_key if item.transcript is None else "given", pack)
+        if not force and not item.error and store.done(item.call.call_id, cfg):
+            summary.skipped += 1
+            if on_progress:
+                summary.wall_s = time.perf_counter() - t0
+                on_progress(summary, item, None)
+            continue
+        if item.error or item.transcript is not None:
+            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            continue
+        try:
+            ahash = audio_mod.file_hash(item.call.path)
+            tr = store.get_transcript(ahash, asr_key)
+        except Exception:
+            # unreadable file: the in-process path gives the exact same error row
+            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            continue
+        if tr is not None:
+            summary.audio_s += tr.duration or 0.0
+            finish(item, score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg))
+            continue
+        try:
+            size = os.path.getsize(item.call.path)
+        except OSError:
+            size = 0
+        jobs.append(_Job(item, pack, cfg, ahash, size))
+
+    # 2. the pool: decode + ASR, longest first; results stored as each one completes
+    if jobs:
+        jobs.sort(key=lambda j: -j.size)
+        for i, j in enumerate(jobs):
+            j.order = i
+        n = min(workers, len(jobs))
+        cfg_w = asr_cfg if asr_cfg.cpu_threads else dataclasses.replace(
+            asr_cfg, cpu_threads=worker_threads(n))
+        if not asr_cfg.model_path:
+            try:  # assemble the packaged model once here, not racing in every worker
+                from .asr import ensure_model
+
+                ensure_model()
+            except QAError:
+                pass  # each worker reports it on every call
+        log.info("process pool: %d workers × %d CPU threads for %d call(s)", n, cfg_w.cpu_threads, len(jobs))
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker,
+                                   initargs=(cfg_w, logging.getLogger().getEffectiveLevel()))
+        futures: dict[Future, _Job] = {}
+        try:
+            for j in jobs:
+                c = j.item.call
+                futures[pool.submit(_transcribe_in_worker, c.call_id, c.path, c.channel_layout,
+                                    c.language or None)] = j
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: futures[f].order):
+                    j = futures[fut]
+                    finish(j.item, _result_of(fut, j, store, asr_key, summary, worker_stats))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: BatchSummary,
+               worker_stats: dict[int, float] | None) -> CallResult:
+    item, path = j.item, j.item.call.path
+    try:
+        out = fut.result()
+    except BrokenProcessPool as e:
+        return error_result(item, f"{path}: worker process died before this call finished "
+                                  f"(BrokenProcessPool: {e}); not transcribed, re-run to retry",
+                            j.cfg_hash)
+    except Exception as e:  # e.g. a result that could not be sent back
+        return error_result(item, f"{path}: internal error in worker ({type(e).__name__}: {e})",
+                            j.cfg_hash)
+    if worker_stats is not None:
+        worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
+    if "error" in out:
+        return error_result(item, out["error"], j.cfg_hash)
+    try:
+        tr: Transcript = out["transcript"]
+        summary.asr_s += out["asr_s"]
+        summary.asr_audio_s += out["audio_s"]
+        extra = {"asr_rtf": round(out["asr_s"] / out["audio_s"], 3)}
+        if not tr.turns:
+            return error_result(item, f"{path}: no speech recognised", j.cfg_hash)
+        store.put_transcript(j.audio_hash, asr_key, tr)
+        summary.audio_s += tr.duration or 0.0
+        return score_transcript(item, tr, j.pack, audio_hash=j.audio_hash, cfg_hash=j.cfg_hash,
+                                extra_metrics=extra)
+    except QAError as e:
+        return error_result(item, str(e), j.cfg_hash)
+    except Exception as e:  # one bad call must not stop the batch
+        log.exception("scoring %s failed", item.call.call_id)
+        return error_result(item, f"{path or item.call.call_id}: internal error "
+                                  f"({type(e).__name__}: {e})", j.cfg_hash)

@@ -1,0 +1,103 @@
+"""The process-pool executor: `run --workers N` (real Whisper, slow) and the driver logic (fast)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qa_inspect.asr import ASRConfig
+from qa_inspect.executors import run_batch_parallel, worker_threads
+from qa_inspect.fakes import ReferenceTranscriber
+from qa_inspect.inputs import read_input
+from qa_inspect.pipeline import PackSet, run_batch
+from qa_inspect.rules import load_pack
+from qa_inspect.store import open_store
+
+
+def _manifest(tmp_path, samples, ids):
+    rows = list(csv.DictReader(open(samples / "manifest.csv", encoding="utf-8")))
+    keep = [dict(r, path=str((samples / r["path"]).resolve())) for r in rows if r["call_id"] in ids]
+    p = tmp_path / "m.csv"
+    with open(p, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    return p
+
+
+def test_worker_threads_split_the_cores():
+    assert worker_threads(2, 2) == 1
+    assert worker_threads(2, 16) == 8
+    assert worker_threads(8, 2) == 1
+
+
+def test_parallel_driver_cache_hits_and_worker_errors_without_model(root, samples, tmp_path):
+    """Cached transcripts are scored in the parent (no pool); calls that need ASR go to the
+    pool, where a worker that cannot load its model turns each call into an error row."""
+    packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
+    ids = {"zh_polite_inquiry", "zh_no_greeting", "corrupt_call"}
+    items = read_input(_manifest(tmp_path, samples, ids))
+    cfg = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh")
+    fake = ReferenceTranscriber(samples / "transcripts.jsonl")
+    with open_store(tmp_path / "q.db") as store:
+        # fill the transcript cache for every call under this ASR key, in process
+        s0 = run_batch(items, packs, store, lambda: fake, cfg.key())
+        assert (s0.ok, s0.errors) == (2, 1)
+        seen = []
+        # --force: nothing skipped, but transcripts are cached: no worker is needed
+        s1 = run_batch_parallel(items, packs, store, cfg, 2, force=True, on_result=seen.append)
+        assert (s1.ok, s1.errors, s1.skipped, s1.total) == (2, 1, 0, 3)
+        assert s1.asr_audio_s == 0 and s1.audio_s > 0 and len(seen) == 3
+        # without --force the ok calls are done; the corrupt one is retried in a worker,
+        # which decodes before it needs the model: the same reason as in process
+        s2 = run_batch_parallel(items, packs, store, cfg, 2)
+        assert (s2.skipped, s2.ok, s2.errors) == (2, 0, 1)
+        assert "cannot decode audio" in next(iter(s2.error_reasons))
+        # a new ASR key: nothing cached, every call goes to the pool and comes back an error row
+        cfg2 = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh", beam_size=1)
+        prog = []
+        s3 = run_batch_parallel(items, packs, store, cfg2, 2, on_progress=lambda s, i, r: prog.append(r))
+        assert (s3.ok, s3.errors, len(prog)) == (0, 3, 3)
+        rows = {r.call.call_id: r for r in store.results()}
+    assert store_count(tmp_path / "q.db") == 3
+    assert all(r.status == "error" for r in rows.values())
+    assert "model.bin missing" in rows["zh_polite_inquiry"].error
+
+
+def store_count(db):
+    with open_store(db) as s:
+        return s.count()
+
+
+@pytest.mark.slow
+def test_run_with_two_workers_real_whisper(root, samples, tmp_path):
+    ids = {"zh_polite_inquiry", "zh_forbidden_phrase", "corrupt_call"}
+    manifest = _manifest(tmp_path, samples, ids)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if not env.get("QA_INSPECT_CACHE") and (root / ".cache" / "models" / "whisper-base").exists():
+        env["QA_INSPECT_CACHE"] = str(root / ".cache")
+    db = tmp_path / "qa.db"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa_inspect.cli", "run", str(manifest), "--workers", "2",
+         "--rules", str(root / "rules/telecom_zh.yaml"), "--db", str(db), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "done: 2 ok, 1 error(s)" in proc.stdout, proc.stdout
+    exp = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "export", "--db", str(db)],
+                         capture_output=True, text=True, check=True, env=env)
+    recs = {d["call_id"]: d for d in map(json.loads, exp.stdout.splitlines())}
+    assert set(recs) == ids
+    assert recs["corrupt_call"]["status"] == "error"
+    assert "cannot decode audio" in recs["corrupt_call"]["error"]
+    for cid in ("zh_polite_inquiry", "zh_forbidden_phrase"):
+        rec = recs[cid]
+        assert rec["status"] == "ok", rec
+        first_agent = next(t["text"] for t in rec["transcript"]["turns"] if t["role"] == "agent")
+        assert "您好" in first_agent or "为您服务" in first_agent, first_agent
+        assert rec["metrics"]["asr_rtf"] > 0
+    print(f"--workers 2 on 2 calls + corrupt: {wall:.1f} s wall")
