@@ -7,7 +7,12 @@ ASR tolerance for ``any``/``all`` phrases, tried in order and only when the prev
 found nothing in the turn: exact (matcher "keyword", confidence 1.0), then with ``pinyin: true``
 a span of the turn with the same toneless pinyin ("pinyin", 0.9), then with ``fuzzy: N`` a
 window within N character edits ("fuzzy", 1 - edits/len(phrase)). A turn's pinyin is computed
-once, lazily, and only for conditions that ask for it.
+once, lazily, and only for conditions that ask for it; it is read character by character
+(each character's default reading, cached), on both the phrase and the turn side.
+
+Speed: a condition's normalised phrases and compiled regexes are prepared once per condition
+object (``_prep``); a pinyin search is skipped unless every syllable of the phrase occurs in the
+turn (a set test before the substring search).
 """
 from __future__ import annotations
 
@@ -33,10 +38,23 @@ class PreparedTurn:
     norm: str  # for matching
 
     @cached_property
+    def syllables(self) -> list[str]:
+        """One toneless syllable per character of ``norm`` (non-Chinese characters stand for
+        themselves), computed on first use and kept on the turn."""
+        return _pinyin_list(self.norm)
+
+    @cached_property
     def pinyin(self) -> str:
-        """``norm`` as " syl syl … ": one toneless syllable per character (non-Chinese
-        characters stand for themselves), computed on first use and kept on the turn."""
-        return _spaced(_pinyin_list(self.norm))
+        """``norm`` as " syl syl … " (the haystack for a phrase's pinyin)."""
+        return _spaced(self.syllables)
+
+    @cached_property
+    def syllable_set(self) -> frozenset[str]:
+        return frozenset(self.syllables)
+
+    @cached_property
+    def chars(self) -> frozenset[str]:
+        return frozenset(self.norm)
 
 
 def prepare(transcript: Transcript) -> list[PreparedTurn]:
@@ -54,11 +72,21 @@ def _compile(p: str) -> re.Pattern:
     return re.compile(p)
 
 
-def _pinyin_list(s: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def _char_pinyin(c: str) -> str:
+    """The toneless pinyin of one character (its default reading); the character itself when
+    it has none (digits, Latin letters)."""
     from pypinyin import Style, lazy_pinyin
 
-    # errors=list: every character that has no pinyin is its own item, so items align with s
-    return lazy_pinyin(s, style=Style.NORMAL, errors=lambda chars: list(chars))
+    items = lazy_pinyin(c, style=Style.NORMAL, errors=lambda chars: list(chars))
+    return items[0] if len(items) == 1 and items[0] else c
+
+
+def _pinyin_list(s: str) -> list[str]:
+    """One syllable per character of ``s``, so items align with ``s``. Read per character (not
+    with pypinyin's phrase segmentation) so that a phrase and a turn read the same characters
+    the same way, and so that each character is looked up once per process."""
+    return [_char_pinyin(c) for c in s]
 
 
 def _spaced(items: list[str]) -> str:
@@ -66,40 +94,42 @@ def _spaced(items: list[str]) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _phrase_pinyin(p: str) -> str:
-    """The normalised phrase's pinyin as a search needle, or "" if pinyin does not apply."""
+def _phrase_pinyin_info(p: str) -> tuple[str, frozenset[str]]:
+    """(the normalised phrase's pinyin as a search needle, its syllables), or ("", ∅) if
+    pinyin does not apply."""
     n = _norm_phrase(p)
     if len(n) < PINYIN_MIN_LEN or not _HAN.search(n):
-        return ""
-    return _spaced(_pinyin_list(n))
+        return "", frozenset()
+    syl = _pinyin_list(n)
+    return _spaced(syl), frozenset(syl)
+
+
+def _phrase_pinyin(p: str) -> str:
+    """The normalised phrase's pinyin as a search needle, or "" if pinyin does not apply."""
+    return _phrase_pinyin_info(p)[0]
 
 
 def _pinyin_find(t: PreparedTurn, p: str) -> str | None:
     """The heard span of ``t`` that sounds like phrase ``p``, or None."""
-    needle = _phrase_pinyin(p)
-    if not needle:
+    needle, syls = _phrase_pinyin_info(p)
+    if not needle or not syls <= t.syllable_set:  # some syllable never occurs in the turn
         return None
-    hay = t.pinyin
-    pos = hay.find(needle)
-    n = _norm_phrase(p)
-    while pos >= 0:
-        start = hay.count(" ", 0, pos)  # one separator before each earlier character
-        heard = t.norm[start:start + len(n)]
-        # two syllables alone are too ambiguous (消协 ≈ 小写): a two-character phrase must keep
-        # one of its characters (投诉 ≈ 头诉, 不便 ≈ 不变)
-        if len(n) > 2 or any(a == b for a, b in zip(n, heard)):
-            return heard
-        pos = hay.find(needle, pos + 1)
-    return None
+    return _pinyin_scan(t, needle, _norm_phrase(p))
 
 
-def _fuzzy_find(p: str, s: str, budget: int) -> tuple[int, str] | None:
+def _fuzzy_find(p: str, s: str, budget: int,
+                chars: frozenset[str] | None = None) -> tuple[int, str] | None:
     """(edits, heard window) for the closest window of ``s`` within ``budget`` edits of phrase ``p``."""
     from rapidfuzz.distance import Levenshtein
 
     n = _norm_phrase(p)
     k = min(budget, (len(n) - 1) // 2)  # the loader enforces budget < len/2; clamp for hand-made conditions
     if len(n) < FUZZY_MIN_LEN or k < 1 or len(s) < len(n) - k:
+        return None
+    # a window within k edits keeps ≥ len(n) - k of the phrase's characters in order, so at
+    # least that many of them must occur in s at all (a cheap test before any Levenshtein)
+    have = set(s) if chars is None else chars
+    if sum(c in have for c in n) < len(n) - k:
         return None
     best: tuple[int, str] | None = None
     # same length first, then shorter/longer by one, two, …: ties keep the same-length window
@@ -125,7 +155,7 @@ def _find_phrase(t: PreparedTurn, p: str, cond: Condition, step: str) -> Hit | N
     if step == "pinyin":
         heard = _pinyin_find(t, p)
         return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE) if heard else None
-    f = _fuzzy_find(p, t.norm, cond.fuzzy)
+    f = _fuzzy_find(p, t.norm, cond.fuzzy, t.chars)
     if f is None:
         return None
     edits, heard = f
@@ -160,38 +190,113 @@ def _scope(turns: list[PreparedTurn], cond: Condition, duration: float | None) -
     return sel
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A condition's matching inputs, worked out once per condition object."""
+
+    none: tuple[str, ...]  # normalised, non-empty
+    all: tuple[str, ...]  # normalised (an empty one is trivially present, as before)
+    any: tuple[tuple[str, str], ...]  # (phrase, normalised), non-empty only
+    exclude: re.Pattern | None
+    regex: re.Pattern | None
+    pinyin: tuple[tuple[str, str, frozenset[str], str], ...]  # (phrase, needle, syllables, norm)
+    steps: tuple[str, ...]
+
+
+_PREPARED: dict[int, tuple[Condition, _Prepared]] = {}
+
+
+def _prep(cond: Condition) -> _Prepared:
+    got = _PREPARED.get(id(cond))
+    if got is not None and got[0] is cond:
+        return got[1]
+    pin = []
+    if cond.pinyin:
+        for p in cond.any:
+            needle, syls = _phrase_pinyin_info(p)
+            if needle:
+                pin.append((p, needle, syls, _norm_phrase(p)))
+    prepared = _Prepared(
+        none=tuple(n for p in cond.none if (n := _norm_phrase(p))),
+        all=tuple(_norm_phrase(p) for p in cond.all),
+        any=tuple((p, n) for p in cond.any if (n := _norm_phrase(p))),
+        exclude=_compile(cond.exclude_regex) if cond.exclude_regex else None,
+        regex=_compile(cond.regex) if cond.regex else None,
+        pinyin=tuple(pin), steps=_steps(cond))
+    if len(_PREPARED) >= 4096:  # conditions are few; this only bounds a long-lived process
+        _PREPARED.clear()
+    _PREPARED[id(cond)] = (cond, prepared)  # the condition is kept alive, so its id stays its own
+    return prepared
+
+
+def _pinyin_scan(t: PreparedTurn, needle: str, n: str) -> str | None:
+    """The heard span of ``t`` whose pinyin is ``needle`` (the pinyin of normalised phrase ``n``)."""
+    hay = t.pinyin
+    pos = hay.find(needle)
+    while pos >= 0:
+        start = hay.count(" ", 0, pos)  # one separator before each earlier character
+        heard = t.norm[start:start + len(n)]
+        # two syllables alone are too ambiguous (消协 ≈ 小写): a two-character phrase must keep
+        # one of its characters (投诉 ≈ 头诉, 不便 ≈ 不变)
+        if len(n) > 2 or any(a == b for a, b in zip(n, heard)):
+            return heard
+        pos = hay.find(needle, pos + 1)
+    return None
+
+
+def _any_tolerant(t: PreparedTurn, cond: Condition, prep: _Prepared) -> Hit | None:
+    """The first pinyin hit over the ``any`` phrases, else the first fuzzy hit (as
+    ``_find_phrase`` step by step, phrase by phrase)."""
+    for step in prep.steps[1:]:
+        if step == "pinyin":
+            have = t.syllable_set
+            for p, needle, syls, n in prep.pinyin:
+                if syls <= have and (heard := _pinyin_scan(t, needle, n)):
+                    return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE)
+        else:
+            for p in cond.any:
+                if h := _find_phrase(t, p, cond, step):
+                    return h
+    return None
+
+
 def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
     """(matcher, what matched, confidence) or None."""
+    prep = _prep(cond)
     s = t.norm
-    if any(_norm_phrase(p) and _norm_phrase(p) in s for p in cond.none):
-        return None
-    if cond.exclude_regex and _compile(cond.exclude_regex).search(s):
+    for n in prep.none:
+        if n in s:
+            return None
+    if prep.exclude is not None and prep.exclude.search(s):
         return None
     hits: list[Hit] = []
     if cond.all:
-        if all(_norm_phrase(p) in s for p in cond.all):  # the fast path: every phrase exact
+        if all(n in s for n in prep.all):  # the fast path: every phrase exact
             hits.append(("keyword", "+".join(cond.all), 1.0))
         else:
             parts = []
             for p in cond.all:
-                h = next((h for step in _steps(cond) if (h := _find_phrase(t, p, cond, step))), None)
+                h = next((h for step in prep.steps if (h := _find_phrase(t, p, cond, step))), None)
                 if h is None:
                     return None
                 parts.append(h)
             weakest = _weakest(parts)
             hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2]))
     if cond.any:
-        found = next((p for p in cond.any if _norm_phrase(p) and _norm_phrase(p) in s), None)
+        found = None
+        for p, n in prep.any:
+            if n in s:
+                found = p
+                break
         if found is not None:  # the fast path: an exact hit
             hits.append(("keyword", found, 1.0))
         else:
-            h = next((h for step in _steps(cond)[1:] for p in cond.any
-                      if (h := _find_phrase(t, p, cond, step))), None)
+            h = _any_tolerant(t, cond, prep) if len(prep.steps) > 1 else None
             if h is None:
                 return None
             hits.append(h)
-    if cond.regex:
-        m = _compile(cond.regex).search(s)
+    if prep.regex is not None:
+        m = prep.regex.search(s)
         if m is None:
             return None
         hits.append(("regex", m.group(0), 1.0))
@@ -268,3 +373,13 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
 def evaluate(pack: RulePack, transcript: Transcript) -> tuple[RuleResult, ...]:
     turns = prepare(transcript)
     return tuple(evaluate_rule(r, turns, transcript.duration) for r in pack.rules)
+
+
+def scope_turns(transcript: Transcript, cond: Condition) -> list[PreparedTurn]:
+    """The turns ``cond`` looks at in ``transcript`` (its role and window), for explaining a result."""
+    return _scope(prepare(transcript), cond, transcript.duration)
+
+
+def describe_condition(cond: Condition) -> str:
+    """One line: what ``cond`` looks for and where (as used in RuleResult.reason)."""
+    return _describe(cond)

@@ -11,8 +11,8 @@ import yaml
 
 from ..errors import RuleError
 from ..text import normalize
-from .model import (CONDITION_KEYS, FUZZY_MIN_LEN, KINDS, RULE_KEYS, SEVERITIES, WINDOW_KEYS, Condition,
-                    GradeBand, Rule, RulePack, Window)
+from .model import (CONDITION_KEYS, EXAMPLE_KINDS, FUZZY_MIN_LEN, KINDS, ROLES, RULE_KEYS, SEVERITIES,
+                    WINDOW_KEYS, Condition, Example, GradeBand, Rule, RulePack, Window)
 
 PACK_KEYS = {"pack", "variables", "grades", "rules"}
 PACK_META_KEYS = {"id", "version", "title", "language", "description"}
@@ -42,7 +42,20 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return m
 
 
+class _Seq(list):
+    line: int = 0
+    item_lines: list[int]
+
+
+def _construct_sequence(loader: _StrictLoader, node: yaml.SequenceNode, deep: bool = False) -> _Seq:
+    s = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    s.line = node.start_mark.line + 1
+    s.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return s
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 @dataclass
@@ -192,6 +205,71 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
     return cond
 
 
+_ROLE_PREFIX = re.compile(r"^\s*(\w+)\s*[:：]\s*(.*)$", re.S)
+
+
+def _example_turn(ctx: _Ctx, item: Any, line: int, what: str, default_role: str | None) -> tuple[str, str] | None:
+    """One turn: "role: text", {role: text}, or (single-string examples only) bare text."""
+    if isinstance(item, _Map) and len(item) == 1:
+        role, text = next(iter(item.items()))
+    elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+        m = _ROLE_PREFIX.match(str(item))
+        if m and m.group(1) in ROLES:
+            role, text = m.group(1), m.group(2)
+        elif default_role is not None:
+            role, text = default_role, str(item)
+        else:
+            shown = m.group(1) if m else str(item)[:20]
+            ctx.err(line, f"{what}: each turn must start with a role prefix 'agent:' or 'customer:', "
+                          f"got {shown!r}")
+            return None
+    else:
+        ctx.err(line, f"{what}: a turn must be a string like 'agent: 您好'")
+        return None
+    if role not in ROLES:
+        ctx.err(line, f"{what}: bad role prefix {role!r} (allowed: agent, customer)")
+        return None
+    if not isinstance(text, (str, int, float)) or not str(text).strip():
+        ctx.err(line, f"{what}: empty turn text")
+        return None
+    return str(role), str(text).strip()
+
+
+def _examples(ctx: _Ctx, m: Any, what: str, line: int, match_role: str) -> tuple[Example, ...]:
+    if m is None:
+        return ()
+    if not isinstance(m, _Map):
+        ctx.err(line, f"{what}: 'examples' must be a mapping with hit/miss/todo lists")
+        return ()
+    _check_keys(ctx, m, set(EXAMPLE_KINDS), f"{what} examples")
+    default_role = match_role if match_role in ROLES else "agent"
+    out: list[Example] = []
+    for kind in EXAMPLE_KINDS:
+        entries = m.get(kind)
+        if entries is None:
+            continue
+        kline = _line(m, kind)
+        if isinstance(entries, str) or not isinstance(entries, list):
+            ctx.err(kline, f"{what} examples: '{kind}' must be a list of examples")
+            continue
+        lines = getattr(entries, "item_lines", [kline] * len(entries))
+        for i, entry in enumerate(entries):
+            eline = lines[i] if i < len(lines) else kline
+            ewhat = f"{what} examples.{kind}[{i}]"
+            if isinstance(entry, list):  # a dialogue: every turn carries its role
+                if not entry:
+                    ctx.err(eline, f"{ewhat}: empty dialogue")
+                    continue
+                tl = getattr(entry, "item_lines", [eline] * len(entry))
+                turns = [_example_turn(ctx, t, tl[j] if j < len(tl) else eline, ewhat, None)
+                         for j, t in enumerate(entry)]
+            else:  # a single turn; the role prefix is optional
+                turns = [_example_turn(ctx, entry, eline, ewhat, default_role)]
+            if all(t is not None for t in turns):
+                out.append(Example(kind=kind, turns=tuple(turns), line=eline, index=i))  # type: ignore[arg-type]
+    return tuple(out)
+
+
 def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
     if not isinstance(m, _Map):
         ctx.err(0, f"rules[{index}] must be a mapping")
@@ -222,10 +300,11 @@ def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
     when = _condition(ctx, m.get("when"), f"{what} when", _line(m, "when"))
     if match is None:
         return None
+    examples = _examples(ctx, m.get("examples"), what, _line(m, "examples"), match.role)
     return Rule(id=rid, title=str(m.get("title", rid)), description=str(m.get("description", "")),
                 category=str(m.get("category", "")), kind=kind if kind in KINDS else "required",
                 severity=sev if sev in SEVERITIES else "minor", deduction=float(ded), fatal=fatal,
-                match=match, when=when, line=m.line)
+                match=match, when=when, line=m.line, examples=examples)
 
 
 def parse_pack(text: str, file: str = "<pack>") -> tuple[RulePack | None, list[RuleError]]:

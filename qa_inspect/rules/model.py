@@ -11,7 +11,9 @@ CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "windo
 FUZZY_MIN_LEN = 3  # fuzzy matching applies to phrases of at least this many (normalised) characters
 PINYIN_MIN_LEN = 2  # pinyin matching applies to phrases of at least this many characters
 RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
-             "match", "when"}
+             "match", "when", "examples"}
+EXAMPLE_KINDS = ("hit", "miss", "todo")  # hit: must match; miss: must not; todo: known gap, should match
+ROLES = ("agent", "customer")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,20 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A small dialogue kept next to a rule: ``hit`` must make the rule's match condition
+    found, ``miss`` must not, ``todo`` should but is a known gap (reported, not a failure)."""
+
+    kind: str  # hit | miss | todo
+    turns: tuple[tuple[str, str], ...]  # (role, text)
+    line: int = 0
+    index: int = 0  # position within its kind's list
+
+    def describe(self) -> str:
+        return " / ".join(f"{r}: {t}" for r, t in self.turns)
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -64,6 +80,7 @@ class Rule:
     match: Condition
     when: Condition | None  # the rule applies only if this holds (else outcome n/a)
     line: int = 0
+    examples: tuple[Example, ...] = ()
 
 
 @dataclass(frozen=True)
