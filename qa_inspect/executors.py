@@ -134,12 +134,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
 
     def finish(item: WorkItem, res: CallResult) -> None:
         store.put_result(res)  # its own transaction, right now
-        if res.status == "ok":
-            summary.ok += 1
-        else:
-            summary.errors += 1
-            key = res.error.split(": ", 1)[-1].split(" (")[0][:60]
-            summary.error_reasons[key] = summary.error_reasons.get(key, 0) + 1
+        summary.record(res)
         if on_result:
             on_result(res)
         if on_progress:

@@ -63,6 +63,15 @@ class BatchSummary:
     wall_s: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
 
+    def record(self, res: CallResult) -> None:
+        """Count one finished call (ok, or an error grouped by its reason)."""
+        if res.status == "ok":
+            self.ok += 1
+        else:
+            self.errors += 1
+            key = res.error.split(": ", 1)[-1].split(" (")[0][:60]
+            self.error_reasons[key] = self.error_reasons.get(key, 0) + 1
+
     @property
     def rtf(self) -> float | None:
         """ASR time / audio duration of the calls transcribed in this run."""
@@ -158,12 +167,7 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
             continue
         res = process_item(item, pack, store, get_transcriber, asr_key, summary)
         store.put_result(res)
-        if res.status == "ok":
-            summary.ok += 1
-        else:
-            summary.errors += 1
-            key = res.error.split(": ", 1)[-1].split(" (")[0][:60]
-            summary.error_reasons[key] = summary.error_reasons.get(key, 0) + 1
+        summary.record(res)
         if on_result:
             on_result(res)
         if on_progress:
