@@ -350,7 +350,7 @@ def rules_test(packs, junit_path):
         for rule in pack.rules:
             outs = by_rule[rule.id]
             if not outs:
-                warnings.append(f"warning: {pack.source}:{rule.line}: rule '{rule.id}': no examples")
+                warnings.append(f"warning: {rule.source or pack.source}:{rule.line}: rule '{rule.id}': no examples")
                 click.echo(f"  {rule.id:<24} {'-':>6} {'-':>7} {'-':>5}  no examples")
                 continue
             hits = [o for o in outs if o.example.kind == "hit"]
@@ -391,7 +391,7 @@ def rules_explain(pack_path, call_id, db, transcript_path):
     Exit code 0 on success, 2 when the pack or the call cannot be read."""
     from .errors import InputError
     from .rules import load_pack
-    from .rules.engine import describe_condition, evaluate, find, prepare, scope_turns
+    from .rules.engine import describe_condition, evaluate, find, match_context, prepare, scope_turns
     from .scoring import score_call
 
     if (db is None) == (transcript_path is None):
@@ -428,8 +428,9 @@ def rules_explain(pack_path, call_id, db, transcript_path):
         for e in res.evidence:
             click.echo("    " + _explain_evidence(e))
         if not fired and res.outcome != "n/a":  # why not: what was looked at, what was found
-            click.echo("    " + _explain_scope(scope_turns(tr, rule.match), rule.match))
-            for e in find(turns, rule.match, tr.duration):  # below min_count: found, but too few
+            click.echo("    " + _explain_scope(scope_turns(tr, rule.match, rule.when), rule.match))
+            allowed = match_context(rule, turns, tr.duration)
+            for e in find(turns, rule.match, tr.duration, allowed):  # below min_count: found, but too few
                 click.echo("    " + _explain_evidence(e))
     sc = score_call(results, [(g.min, g.grade) for g in pack.grades])
     click.echo("")

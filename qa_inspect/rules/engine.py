@@ -22,7 +22,7 @@ from functools import cached_property, lru_cache
 
 from ..records import Evidence, RuleResult, Transcript
 from ..text import normalize
-from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, Condition, Rule, RulePack
+from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, Condition, Context, Rule, RulePack
 
 PINYIN_CONFIDENCE = 0.9
 _HAN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003134f]")
@@ -305,10 +305,45 @@ def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
     return _weakest(hits) if hits else None
 
 
-def find(turns: list[PreparedTurn], cond: Condition, duration: float | None) -> list[Evidence]:
-    """Evidence for every turn in scope that matches (the condition holds if ≥ min_count)."""
+def context_turns(turns: list[PreparedTurn], ctx: Context, anchors: list[int]) -> set[int]:
+    """The turn indexes a match with context ``ctx`` may look at, given the anchor turns (where
+    the rule's ``when`` matched, in order): after/before the first anchor, or within N turns /
+    S seconds after any anchor. No anchor, no turn. Turns without times pass a seconds test."""
+    if not anchors:
+        return set()
+    first = anchors[0]
+    if ctx.before:
+        return {t.index for t in turns if t.index < first}
+    if not (ctx.within_turns or ctx.within_seconds):  # after
+        return {t.index for t in turns if t.index > first}
+    out: set[int] = set()
+    anchor_set = set(anchors)
+    last: int | None = None  # the latest anchor before the current turn
+    last_end: float | None = None
+    for t in turns:
+        if last is not None and t.index > last:
+            ok = True
+            if ctx.within_turns and t.index - last > ctx.within_turns:
+                ok = False
+            if ok and ctx.within_seconds and t.start is not None and last_end is not None:
+                ok = t.start - last_end <= ctx.within_seconds
+            if ok:
+                out.add(t.index)
+        if t.index in anchor_set:
+            last = t.index
+            end = t.end if t.end is not None else t.start
+            last_end = end if last_end is None or end is None else max(last_end, end)
+    return out
+
+
+def find(turns: list[PreparedTurn], cond: Condition, duration: float | None,
+         allowed: set[int] | None = None) -> list[Evidence]:
+    """Evidence for every turn in scope that matches (the condition holds if ≥ min_count);
+    ``allowed`` (turn indexes, from ``context_turns``) narrows the scope further."""
     out = []
     for t in _scope(turns, cond, duration):
+        if allowed is not None and t.index not in allowed:
+            continue
         hit = _match_turn(t, cond)
         if hit:
             out.append(Evidence(role=t.role, turn=t.index, start=t.start, end=t.end, text=t.text,
@@ -320,7 +355,7 @@ def _holds(cond: Condition, ev: list[Evidence]) -> bool:
     return len(ev) >= cond.min_count
 
 
-def _describe(cond: Condition) -> str:
+def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
     what = []
     if cond.any:
         what.append("any of " + "/".join(cond.any[:4]) + ("…" if len(cond.any) > 4 else ""))
@@ -331,7 +366,8 @@ def _describe(cond: Condition) -> str:
     tol = [x for x in ("pinyin" if cond.pinyin else "", f"fuzzy {cond.fuzzy}" if cond.fuzzy else "") if x]
     more = f" [{', '.join(tol)}]" if tol else ""
     count = f" in ≥ {cond.min_count} turns" if cond.min_count > 1 else ""
-    return f"{' and '.join(what)}{more}{count} in {cond.role} turns ({cond.window.describe()})"
+    where = f" {cond.context.describe(anchors or ())}" if cond.context else ""
+    return f"{' and '.join(what)}{more}{count} in {cond.role} turns ({cond.window.describe()}){where}"
 
 
 def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> RuleResult:
@@ -342,11 +378,18 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
                           deduction=deduct, fatal=rule.fatal and outcome in ("fail", "hit"),
                           kind=rule.kind, evidence=tuple(evidence), reason=reason)
 
-    ev = find(turns, rule.match, duration)
+    wev = find(turns, rule.when, duration) if rule.when is not None else []
+    ctx = rule.match.context
+    anchors: list[int] = []
+    if ctx and rule.when is not None:  # anchor turns worked out once per rule and call
+        anchors = [e.turn for e in wev]
+        ev = find(turns, rule.match, duration, context_turns(turns, ctx, anchors))
+    else:
+        ev = find(turns, rule.match, duration)
+    where = f" ({ctx.describe(anchors)})" if ctx and rule.when is not None else ""
     holds = _holds(rule.match, ev)
     need = rule.match.min_count
     if rule.when is not None:
-        wev = find(turns, rule.when, duration)
         if not _holds(rule.when, wev):
             # not applicable, but still say whether the thing was found ("matched" is a fact)
             short = f" (found in {len(wev)} turn(s))" if wev else ""
@@ -356,18 +399,19 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
         if holds:
             best = sorted(ev, key=lambda e: -e.confidence)[:3]  # stable: exact hits first, then by turn
             count = f" in {len(ev)} turns (≥ {need} required)" if need > 1 else ""
-            return result(True, "pass", best, f"found {best[0].matched!r} at turn {best[0].turn}{count}")
+            return result(True, "pass", best, f"found {best[0].matched!r} at turn {best[0].turn}{count}{where}")
         if ev:
             return result(False, "fail", [], f"found in only {len(ev)} turn(s), needs ≥ {need}: "
-                                             f"{_describe(rule.match)}")
-        return result(False, "fail", [], f"missing: {_describe(rule.match)}")
+                                             f"{_describe(rule.match, anchors)}")
+        return result(False, "fail", [], f"missing: {_describe(rule.match, anchors)}")
     if holds:
         count = f" (≥ {need} required)" if need > 1 else ""
-        return result(True, "hit", ev, f"{len(ev)} hit(s){count}: {', '.join(sorted({e.matched for e in ev}))}")
+        return result(True, "hit", ev, f"{len(ev)} hit(s){count}{where}: "
+                                       f"{', '.join(sorted({e.matched for e in ev}))}")
     if ev:
-        return result(False, "pass", [], f"only {len(ev)} hit(s), below min_count {need}: "
+        return result(False, "pass", [], f"only {len(ev)} hit(s), below min_count {need}{where}: "
                                          f"{', '.join(sorted({e.matched for e in ev}))}")
-    return result(False, "pass", [], f"none of {_describe(rule.match)}")
+    return result(False, "pass", [], f"none of {_describe(rule.match, anchors)}")
 
 
 def evaluate(pack: RulePack, transcript: Transcript) -> tuple[RuleResult, ...]:
@@ -375,9 +419,22 @@ def evaluate(pack: RulePack, transcript: Transcript) -> tuple[RuleResult, ...]:
     return tuple(evaluate_rule(r, turns, transcript.duration) for r in pack.rules)
 
 
-def scope_turns(transcript: Transcript, cond: Condition) -> list[PreparedTurn]:
-    """The turns ``cond`` looks at in ``transcript`` (its role and window), for explaining a result."""
-    return _scope(prepare(transcript), cond, transcript.duration)
+def match_context(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> set[int] | None:
+    """The turn indexes the rule's ``match`` may look at given its context (None: no context)."""
+    if not rule.match.context or rule.when is None:
+        return None
+    return context_turns(turns, rule.match.context, [e.turn for e in find(turns, rule.when, duration)])
+
+
+def scope_turns(transcript: Transcript, cond: Condition, when: Condition | None = None) -> list[PreparedTurn]:
+    """The turns ``cond`` looks at in ``transcript`` (its role and window, and its context
+    relative to ``when`` if it has one), for explaining a result."""
+    turns = prepare(transcript)
+    sel = _scope(turns, cond, transcript.duration)
+    if cond.context and when is not None:
+        allowed = context_turns(turns, cond.context, [e.turn for e in find(turns, when, transcript.duration)])
+        sel = [t for t in sel if t.index in allowed]
+    return sel
 
 
 def describe_condition(cond: Condition) -> str:

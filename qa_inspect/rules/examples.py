@@ -47,7 +47,7 @@ def run_rule_examples(pack: RulePack, rule: Rule) -> list[ExampleOutcome]:
     out = []
     for ex in rule.examples:
         (res,) = evaluate(one, example_transcript(ex, pack.language))
-        out.append(ExampleOutcome(pack.id, pack.source, rule.id, ex, res.matched, res.reason))
+        out.append(ExampleOutcome(pack.id, rule.source or pack.source, rule.id, ex, res.matched, res.reason))
     return out
 
 

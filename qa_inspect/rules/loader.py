@@ -11,10 +11,11 @@ import yaml
 
 from ..errors import RuleError
 from ..text import normalize
-from .model import (CONDITION_KEYS, EXAMPLE_KINDS, FUZZY_MIN_LEN, KINDS, ROLES, RULE_KEYS, SEVERITIES,
-                    WINDOW_KEYS, Condition, Example, GradeBand, Rule, RulePack, Window)
+from .model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, FUZZY_MIN_LEN, KINDS, ROLES, RULE_KEYS,
+                    SEVERITIES, STATUSES, WINDOW_KEYS, WITHIN_KEYS, Condition, Context, Example, GradeBand,
+                    Rule, RulePack, Window)
 
-PACK_KEYS = {"pack", "variables", "grades", "rules"}
+PACK_KEYS = {"pack", "variables", "grades", "rules", "include"}
 PACK_META_KEYS = {"id", "version", "title", "language", "description"}
 
 
@@ -179,13 +180,57 @@ def _tolerance(ctx: _Ctx, m: _Map, what: str, phrases: tuple[str, ...]) -> tuple
     return pinyin, fuzzy
 
 
-def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
+def _context(ctx: _Ctx, m: _Map, what: str, has_when: bool) -> Context:
+    """``after: when`` / ``before: when`` / ``within: {turns: N} | {seconds: S}`` on a match."""
+    present = [k for k in ("after", "before", "within") if k in m]
+    if not present:
+        return Context()
+    if not has_when:
+        for k in present:
+            ctx.err(_line(m, k), f"{what}: '{k}' is relative to the rule's 'when' and this rule has none")
+        return Context()
+    vals: dict[str, Any] = {}
+    for k in ("after", "before"):
+        if k in m:
+            if m[k] != "when":
+                ctx.err(_line(m, k), f"{what}: '{k}' must be 'when' (as in '{k}: when'), got {m[k]!r}")
+            else:
+                vals[k] = True
+    if "within" in m:
+        w = m["within"]
+        if not isinstance(w, _Map) or not w:
+            ctx.err(_line(m, "within"), f"{what}: 'within' must be a mapping like {{turns: 2}} or {{seconds: 30}}")
+        else:
+            _check_keys(ctx, w, WITHIN_KEYS, f"{what} within")
+            if "turns" in w:
+                v = w["turns"]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    ctx.err(_line(w, "turns"), f"{what}: within 'turns' must be an integer ≥ 1, got {v!r}")
+                else:
+                    vals["within_turns"] = v
+            if "seconds" in w:
+                v = w["seconds"]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                    ctx.err(_line(w, "seconds"), f"{what}: within 'seconds' must be a positive number, got {v!r}")
+                else:
+                    vals["within_seconds"] = float(v)
+            if "turns" in w and "seconds" in w:
+                ctx.err(w.line, f"{what}: 'within' takes turns or seconds, not both")
+    if "before" in m and "after" in m:
+        ctx.err(_line(m, "after"), f"{what}: 'before' and 'after' contradict each other (nothing can be both)")
+    if "before" in m and "within" in m:
+        ctx.err(_line(m, "within"), f"{what}: 'within' looks after the 'when' turn and contradicts 'before'")
+    return Context(**vals)
+
+
+def _condition(ctx: _Ctx, m: Any, what: str, line: int, has_when: bool | None = None) -> Condition | None:
+    """``has_when`` None: a ``when`` condition (no context keys); else a ``match`` condition."""
     if m is None:
         return None
     if not isinstance(m, _Map):
         ctx.err(line, f"{what}: must be a mapping with keys like role/any/regex")
         return None
-    _check_keys(ctx, m, CONDITION_KEYS, what)
+    _check_keys(ctx, m, CONDITION_KEYS | (CONTEXT_KEYS if has_when is not None else set()), what)
     role = m.get("role", "any")
     if role not in ("agent", "customer", "any"):
         ctx.err(_line(m, "role"), f"{what}: role must be agent, customer or any, got {role!r}")
@@ -199,6 +244,7 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int) -> Condition | None:
         exclude_regex=_regex(ctx, m, "exclude_regex", what),
         window=_window(ctx, m.get("window"), what, _line(m, "window")),
         pinyin=pinyin, fuzzy=fuzzy, min_count=_positive_int(ctx, m, "min_count", what, 1),
+        context=_context(ctx, m, what, bool(has_when)) if has_when is not None else Context(),
     )
     if not (cond.any or cond.all or cond.regex):
         ctx.err(m.line, f"{what}: needs at least one of any/all/regex (a condition that can never match)")
@@ -296,19 +342,85 @@ def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
         fatal = False
     if "match" not in m:
         ctx.err(m.line, f"{what}: 'match' is required")
-    match = _condition(ctx, m.get("match"), f"{what} match", _line(m, "match"))
+    match = _condition(ctx, m.get("match"), f"{what} match", _line(m, "match"),
+                       has_when=m.get("when") is not None)
     when = _condition(ctx, m.get("when"), f"{what} when", _line(m, "when"))
+    status = m.get("status", "stable")
+    if status not in STATUSES:
+        ctx.err(_line(m, "status"), f"{what}: status must be one of {', '.join(STATUSES)}, got {status!r}")
+        status = "stable"
+    tags = m.get("tags", [])
+    if isinstance(tags, str) or not isinstance(tags, list) or \
+            not all(isinstance(t, str) and t.strip() for t in tags):
+        ctx.err(_line(m, "tags"), f"{what}: 'tags' must be a list of non-empty strings, got {tags!r}")
+        tags = []
+    owner = m.get("owner", "")
+    if not isinstance(owner, str):
+        ctx.err(_line(m, "owner"), f"{what}: 'owner' must be a string, got {owner!r}")
+        owner = ""
     if match is None:
         return None
     examples = _examples(ctx, m.get("examples"), what, _line(m, "examples"), match.role)
     return Rule(id=rid, title=str(m.get("title", rid)), description=str(m.get("description", "")),
                 category=str(m.get("category", "")), kind=kind if kind in KINDS else "required",
                 severity=sev if sev in SEVERITIES else "minor", deduction=float(ded), fatal=fatal,
-                match=match, when=when, line=m.line, examples=examples)
+                match=match, when=when, line=m.line, examples=examples, status=status,
+                tags=tuple(t.strip() for t in tags), owner=owner, source=ctx.file)
 
 
-def parse_pack(text: str, file: str = "<pack>") -> tuple[RulePack | None, list[RuleError]]:
-    """Parse and validate; return the pack (None if unusable) and every problem found."""
+def _key(file: str) -> str:
+    try:
+        return str(Path(file).resolve())
+    except OSError:
+        return file
+
+
+def _includes(ctx: _Ctx, doc: _Map, stack: tuple[str, ...]) -> list[RulePack]:
+    """Parse the packs named under ``include:`` (paths relative to this file), with this pack's
+    variables overriding theirs; a cycle or a missing file is an error at the include's line."""
+    raw = doc.get("include")
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw, lines = [raw], [_line(doc, "include")]
+    elif isinstance(raw, list):
+        lines = getattr(raw, "item_lines", [_line(doc, "include")] * len(raw))
+    else:
+        ctx.err(_line(doc, "include"), "'include' must be a list of pack files, e.g. [telecom_zh.yaml]")
+        return []
+    out = []
+    base = Path(ctx.file).parent
+    for item, line in zip(raw, lines):
+        if not isinstance(item, str) or not item.strip():
+            ctx.err(line, f"include: each entry must be a file path, got {item!r}")
+            continue
+        path = base / item
+        key = _key(str(path))
+        if key in stack:
+            chain = " → ".join([*(Path(k).name for k in stack[stack.index(key):]), path.name])
+            ctx.err(line, f"include cycle: {chain}")
+            continue
+        if not path.is_file():
+            ctx.err(line, f"included pack not found: {path}")
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            ctx.err(line, f"cannot read included pack {path}: {e}")
+            continue
+        pack, problems = parse_pack(text, str(path), _stack=stack, _variables=ctx.variables)
+        ctx.problems.extend(problems)
+        if pack is not None:
+            out.append(pack)
+    return out
+
+
+def parse_pack(text: str, file: str = "<pack>", *, _stack: tuple[str, ...] = (),
+               _variables: dict[str, str] | None = None) -> tuple[RulePack | None, list[RuleError]]:
+    """Parse and validate; return the pack (None if unusable) and every problem found.
+
+    ``include:`` names other packs (relative to ``file``): their rules come first, a rule here
+    with the same id replaces the included one, and variables here override theirs."""
     loader = _StrictLoader(text)
     loader.name = file
     try:
@@ -336,16 +448,24 @@ def parse_pack(text: str, file: str = "<pack>") -> tuple[RulePack | None, list[R
         ctx.err(_line(doc, "variables"), "'variables' must be a mapping of name: value")
         variables = {}
     ctx.variables = {str(k): str(v) for k, v in variables.items()}
+    ctx.variables.update(_variables or {})  # an including pack's variables win
+    included = _includes(ctx, doc, (*_stack, _key(file)))
     grades = []
-    for g in doc.get("grades") or [{"min": 90, "grade": "A"}, {"min": 80, "grade": "B"},
-                                    {"min": 60, "grade": "C"}, {"min": 0, "grade": "D"}]:
+    default_grades = included[0].grades if included else None
+    for g in doc.get("grades") or ([] if default_grades else
+                                   [{"min": 90, "grade": "A"}, {"min": 80, "grade": "B"},
+                                    {"min": 60, "grade": "C"}, {"min": 0, "grade": "D"}]):
         if not isinstance(g, dict) or set(g) != {"min", "grade"}:
             ctx.err(_line(doc, "grades"), "each grade band needs exactly 'min' and 'grade'")
             continue
         grades.append(GradeBand(min=float(g["min"]), grade=str(g["grade"])))
     grades.sort(key=lambda b: -b.min)
+    if not doc.get("grades") and default_grades:
+        grades = list(default_grades)
     raw_rules = doc.get("rules")
-    if not isinstance(raw_rules, list) or not raw_rules:
+    if "include" in doc and (raw_rules is None or raw_rules == []):
+        raw_rules = []  # a pack may only include others (and override variables)
+    elif not isinstance(raw_rules, list) or not raw_rules:
         ctx.err(_line(doc, "rules"), "'rules' must be a non-empty list")
         raw_rules = []
     rules: list[Rule] = []
@@ -359,12 +479,29 @@ def parse_pack(text: str, file: str = "<pack>") -> tuple[RulePack | None, list[R
             continue
         seen[rule.id] = rule.line
         rules.append(rule)
+    if included:
+        merged: dict[str, Rule] = {}
+        origin: dict[str, str] = {}
+        for inc in included:
+            for r in inc.rules:
+                if r.id in merged:
+                    ctx.err(_line(doc, "include"), f"rule id '{r.id}' is included twice "
+                                                   f"({origin[r.id]} and {inc.source})")
+                    continue
+                merged[r.id], origin[r.id] = r, inc.source
+        for r in rules:
+            merged[r.id] = r  # overrides in place, or appended after the included rules
+        rules = list(merged.values())
     if ctx.problems:
         return None, ctx.problems
+    digest = hashlib.sha256(text.encode())
+    for inc in included:  # the hash covers the included files' text (through their hashes)
+        digest.update(f"\0{inc.hash}".encode())
+    language = meta.get("language", included[0].language if included else "zh")
     pack = RulePack(id=str(meta.get("id")), version=str(meta.get("version", "0")),
-                    title=str(meta.get("title", meta.get("id"))), language=str(meta.get("language", "zh")),
+                    title=str(meta.get("title", meta.get("id"))), language=str(language),
                     rules=tuple(rules), grades=tuple(grades), source=file,
-                    hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+                    hash=digest.hexdigest()[:16])
     return pack, []
 
 

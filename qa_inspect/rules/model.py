@@ -8,10 +8,13 @@ SEVERITIES = ("info", "minor", "major", "critical")
 WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
 CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
                   "min_count"}
+CONTEXT_KEYS = {"after", "before", "within"}  # match only: relative to the turns where `when` holds
+WITHIN_KEYS = {"turns", "seconds"}
+STATUSES = ("experimental", "test", "stable")
 FUZZY_MIN_LEN = 3  # fuzzy matching applies to phrases of at least this many (normalised) characters
 PINYIN_MIN_LEN = 2  # pinyin matching applies to phrases of at least this many characters
 RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
-             "match", "when", "examples"}
+             "match", "when", "examples", "status", "tags", "owner"}
 EXAMPLE_KINDS = ("hit", "miss", "todo")  # hit: must match; miss: must not; todo: known gap, should match
 ROLES = ("agent", "customer")
 
@@ -28,6 +31,38 @@ class Window:
     def describe(self) -> str:
         parts = [f"{k.replace('_', ' ')} {v:g}" for k, v in vars(self).items() if v]
         return ", ".join(parts) if parts else "whole call"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a ``match`` looks relative to the anchor turns (the turns where the rule's ``when``
+    matches): ``after``/``before`` the first anchor, or ``within`` N turns / S seconds after any."""
+
+    after: bool = False
+    before: bool = False
+    within_turns: int | None = None
+    within_seconds: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.after or self.before or self.within_turns or self.within_seconds)
+
+    def describe(self, anchors: list[int] | tuple[int, ...] = ()) -> str:
+        """e.g. "within 2 turns after turn 3" (anchors: turn indexes where ``when`` matched)."""
+        if not anchors:
+            at = "the `when` turn"
+        elif self.within_turns or self.within_seconds:
+            shown = ", ".join(map(str, anchors[:3])) + ("…" if len(anchors) > 3 else "")
+            at = f"turn{'s' if len(anchors) > 1 else ''} {shown}"
+        else:
+            at = f"turn {anchors[0]}"
+        parts = []
+        if self.within_turns:
+            parts.append(f"{self.within_turns} turn{'s' if self.within_turns != 1 else ''}")
+        if self.within_seconds:
+            parts.append(f"{self.within_seconds:g} s")
+        if parts:
+            return f"within {' and '.join(parts)} after {at}"
+        return f"{'before' if self.before else 'after'} {at}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +86,7 @@ class Condition:
     pinyin: bool = False
     fuzzy: int = 0  # edit budget per phrase; 0 = off
     min_count: int = 1
+    context: Context = Context()  # match only; empty = anywhere in scope
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,10 @@ class Rule:
     when: Condition | None  # the rule applies only if this holds (else outcome n/a)
     line: int = 0
     examples: tuple[Example, ...] = ()
+    status: str = "stable"  # experimental | test | stable
+    tags: tuple[str, ...] = ()
+    owner: str = ""
+    source: str = ""  # the file the rule was written in (an included pack's file for included rules)
 
 
 @dataclass(frozen=True)
