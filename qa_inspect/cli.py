@@ -519,6 +519,8 @@ def _mark(text: str, terms: list[str]) -> str:
 def _explain_evidence(e) -> str:
     if e.matcher == "regex":
         terms = [e.matched]
+    elif e.matcher == "semantic":  # the whole turn is like the example: nothing to mark
+        terms = []
     else:  # keyword a+b, pinyin/fuzzy phrase≈heard
         terms = [part.split("≈")[-1] for part in e.matched.split("+")]
     return (f"turn {e.turn} {e.role} {_mmss(e.start)}  {_mark(e.text, terms)}  "

@@ -10,6 +10,12 @@ window within N character edits ("fuzzy", 1 - edits/len(phrase)). A turn's pinyi
 once, lazily, and only for conditions that ask for it; it is read character by character
 (each character's default reading, cached), on both the phrase and the turn side.
 
+Semantic matching (``similar_to``) comes last, as an alternative to ``any``: a turn whose
+sentence embedding (qa_inspect.embeddings, on the verbatim text) has cosine similarity ≥ the
+condition's ``threshold`` to one of its example sentences matches ("semantic", confidence = the
+similarity). A turn is embedded at most once per ``prepare`` (lazily, and only for conditions
+that use ``similar_to``); a condition's examples are embedded once per condition object.
+
 Speed: a condition's normalised phrases and compiled regexes are prepared once per condition
 object (``_prep``); a pinyin search is skipped unless every syllable of the phrase occurs in the
 turn (a set test before the substring search).
@@ -55,6 +61,13 @@ class PreparedTurn:
     @cached_property
     def chars(self) -> frozenset[str]:
         return frozenset(self.norm)
+
+    @cached_property
+    def embedding(self):
+        """The turn's unit sentence vector (computed on first use and kept on the turn)."""
+        from .. import embeddings
+
+        return embeddings.embed([self.text.strip()])[0]
 
 
 def prepare(transcript: Transcript) -> list[PreparedTurn]:
@@ -229,6 +242,35 @@ def _prep(cond: Condition) -> _Prepared:
     return prepared
 
 
+_EXAMPLES: dict[int, tuple[Condition, object]] = {}
+
+
+def _example_vectors(cond: Condition):
+    """The condition's ``similar_to`` examples as unit vectors, embedded once per condition object."""
+    got = _EXAMPLES.get(id(cond))
+    if got is not None and got[0] is cond:
+        return got[1]
+    from .. import embeddings
+
+    vecs = embeddings.embed(list(cond.similar_to))
+    if len(_EXAMPLES) >= 4096:
+        _EXAMPLES.clear()
+    _EXAMPLES[id(cond)] = (cond, vecs)
+    return vecs
+
+
+def _semantic(t: PreparedTurn, cond: Condition) -> Hit | None:
+    """("semantic", the closest example, similarity) if it reaches the threshold, else None."""
+    if not t.text.strip():
+        return None
+    sims = _example_vectors(cond) @ t.embedding
+    i = int(sims.argmax())
+    sim = float(sims[i])
+    if sim < cond.threshold:
+        return None
+    return ("semantic", cond.similar_to[i], round(min(sim, 1.0), 3))
+
+
 def _pinyin_scan(t: PreparedTurn, needle: str, n: str) -> str | None:
     """The heard span of ``t`` whose pinyin is ``needle`` (the pinyin of normalised phrase ``n``)."""
     hay = t.pinyin
@@ -282,7 +324,12 @@ def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
                 parts.append(h)
             weakest = _weakest(parts)
             hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2]))
-    if cond.any:
+    m = None
+    if prep.regex is not None:  # checked before any semantic step (cheap first); appended last
+        m = prep.regex.search(s)
+        if m is None:
+            return None
+    if cond.any or cond.similar_to:
         found = None
         for p, n in prep.any:
             if n in s:
@@ -291,14 +338,13 @@ def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
         if found is not None:  # the fast path: an exact hit
             hits.append(("keyword", found, 1.0))
         else:
-            h = _any_tolerant(t, cond, prep) if len(prep.steps) > 1 else None
+            h = _any_tolerant(t, cond, prep) if cond.any and len(prep.steps) > 1 else None
+            if h is None and cond.similar_to:
+                h = _semantic(t, cond)
             if h is None:
                 return None
             hits.append(h)
-    if prep.regex is not None:
-        m = prep.regex.search(s)
-        if m is None:
-            return None
+    if m is not None:
         hits.append(("regex", m.group(0), 1.0))
     if len(hits) == 1:
         return hits[0]
@@ -363,6 +409,9 @@ def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
         what.append("all of " + "+".join(cond.all))
     if cond.regex:
         what.append(f"/{cond.regex}/")
+    if cond.similar_to:
+        ex = "/".join(cond.similar_to[:2]) + ("…" if len(cond.similar_to) > 2 else "")
+        what.append(f"similar to {ex} (≥ {cond.threshold:g})")
     tol = [x for x in ("pinyin" if cond.pinyin else "", f"fuzzy {cond.fuzzy}" if cond.fuzzy else "") if x]
     more = f" [{', '.join(tol)}]" if tol else ""
     count = f" in ≥ {cond.min_count} turns" if cond.min_count > 1 else ""

@@ -12,7 +12,7 @@ import yaml
 from ..errors import RuleError
 from ..text import normalize
 from .model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, FUZZY_MIN_LEN, KINDS, ROLES, RULE_KEYS,
-                    SEVERITIES, STATUSES, WINDOW_KEYS, WITHIN_KEYS, Condition, Context, Example, GradeBand,
+                    SEMANTIC_THRESHOLD, SEVERITIES, STATUSES, WINDOW_KEYS, WITHIN_KEYS, Condition, Context, Example, GradeBand,
                     Rule, RulePack, Window)
 
 PACK_KEYS = {"pack", "variables", "grades", "rules", "include"}
@@ -180,6 +180,30 @@ def _tolerance(ctx: _Ctx, m: _Map, what: str, phrases: tuple[str, ...]) -> tuple
     return pinyin, fuzzy
 
 
+def _semantic(ctx: _Ctx, m: _Map, what: str) -> tuple[tuple[str, ...], float]:
+    """``similar_to: [example sentences]`` and its ``threshold`` (a float in (0, 1])."""
+    examples: tuple[str, ...] = ()
+    if "similar_to" in m:
+        v = m["similar_to"]
+        if not isinstance(v, list) or not v or \
+                not all(isinstance(x, (str, int)) and not isinstance(x, bool) and str(x).strip() for x in v):
+            ctx.err(_line(m, "similar_to"), f"{what}: 'similar_to' must be a non-empty list of example "
+                                            f"sentences, got {v!r}")
+        else:
+            examples = tuple(_subst(ctx, str(x).strip(), _line(m, "similar_to")) for x in v)
+    threshold = SEMANTIC_THRESHOLD
+    if "threshold" in m:
+        t = m["threshold"]
+        if "similar_to" not in m:
+            ctx.err(_line(m, "threshold"), f"{what}: 'threshold' applies to 'similar_to' and this "
+                                           "condition has none")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1:
+            ctx.err(_line(m, "threshold"), f"{what}: 'threshold' must be a number in (0, 1], got {t!r}")
+        else:
+            threshold = float(t)
+    return examples, threshold
+
+
 def _context(ctx: _Ctx, m: _Map, what: str, has_when: bool) -> Context:
     """``after: when`` / ``before: when`` / ``within: {turns: N} | {seconds: S}`` on a match."""
     present = [k for k in ("after", "before", "within") if k in m]
@@ -237,6 +261,7 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int, has_when: bool | None = 
     any_ = _str_list(ctx, m, "any", what)
     all_ = _str_list(ctx, m, "all", what)
     pinyin, fuzzy = _tolerance(ctx, m, what, any_ + all_)
+    similar_to, threshold = _semantic(ctx, m, what)
     cond = Condition(
         role=role if role in ("agent", "customer", "any") else "any",
         any=any_, all=all_,
@@ -244,10 +269,12 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int, has_when: bool | None = 
         exclude_regex=_regex(ctx, m, "exclude_regex", what),
         window=_window(ctx, m.get("window"), what, _line(m, "window")),
         pinyin=pinyin, fuzzy=fuzzy, min_count=_positive_int(ctx, m, "min_count", what, 1),
+        similar_to=similar_to, threshold=threshold,
         context=_context(ctx, m, what, bool(has_when)) if has_when is not None else Context(),
     )
-    if not (cond.any or cond.all or cond.regex):
-        ctx.err(m.line, f"{what}: needs at least one of any/all/regex (a condition that can never match)")
+    if not (cond.any or cond.all or cond.regex or cond.similar_to or "similar_to" in m):
+        ctx.err(m.line, f"{what}: needs at least one of any/all/regex/similar_to "
+                        "(a condition that can never match)")
     return cond
 
 

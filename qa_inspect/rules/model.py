@@ -7,12 +7,13 @@ KINDS = ("required", "forbidden", "risk")
 SEVERITIES = ("info", "minor", "major", "critical")
 WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
 CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
-                  "min_count"}
+                  "min_count", "similar_to", "threshold"}
 CONTEXT_KEYS = {"after", "before", "within"}  # match only: relative to the turns where `when` holds
 WITHIN_KEYS = {"turns", "seconds"}
 STATUSES = ("experimental", "test", "stable")
 FUZZY_MIN_LEN = 3  # fuzzy matching applies to phrases of at least this many (normalised) characters
 PINYIN_MIN_LEN = 2  # pinyin matching applies to phrases of at least this many characters
+SEMANTIC_THRESHOLD = 0.6  # default cosine similarity a turn needs to a ``similar_to`` example
 RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
              "match", "when", "examples", "status", "tags", "owner"}
 EXAMPLE_KINDS = ("hit", "miss", "todo")  # hit: must match; miss: must not; todo: known gap, should match
@@ -74,7 +75,11 @@ class Condition:
     ASR tolerance (``any``/``all`` phrases only; ``none`` and regexes stay exact): with
     ``pinyin`` a phrase also matches a span that sounds the same (toneless pinyin, 投诉 ≈ 头诉);
     with ``fuzzy: N`` a phrase of ≥ 3 characters also matches a window within N edits.
-    An exact hit is always preferred."""
+    An exact hit is always preferred.
+
+    ``similar_to`` (example sentences) is an alternative to ``any``, tried last: a turn whose
+    sentence embedding has cosine similarity ≥ ``threshold`` to an example matches (matcher
+    "semantic"). Without ``any`` it is the condition's only phrase test."""
 
     role: str = "any"
     any: tuple[str, ...] = ()
@@ -86,6 +91,8 @@ class Condition:
     pinyin: bool = False
     fuzzy: int = 0  # edit budget per phrase; 0 = off
     min_count: int = 1
+    similar_to: tuple[str, ...] = ()
+    threshold: float = SEMANTIC_THRESHOLD
     context: Context = Context()  # match only; empty = anywhere in scope
 
 
