@@ -38,10 +38,10 @@ def config_hash(asr_key: str, pack: RulePack) -> str:
 def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_hash: str = "",
                      cfg_hash: str = "", extra_metrics: dict | None = None) -> CallResult:
     """The cheap part: rules and score over a transcript (also what re-scoring runs)."""
-    rules = evaluate(pack, tr)
-    score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
     metrics = talk_metrics(tr)
     metrics.update(extra_metrics or {})
+    rules = evaluate(pack, tr, metrics)  # metric: conditions read the call metrics
+    score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
     return CallResult(call=item.call, status="ok", transcript=tr, rules=rules, score=score,
                       metrics=metrics, audio_hash=audio_hash, config_hash=cfg_hash,
                       pack_id=pack.id, pack_hash=pack.hash)

@@ -28,7 +28,7 @@ from functools import cached_property, lru_cache
 
 from ..records import Evidence, RuleResult, Transcript
 from ..text import normalize
-from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, Condition, Context, Rule, RulePack
+from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, REPEAT_MIN_LEN, Condition, Context, Expr, Rule, RulePack
 
 PINYIN_CONFIDENCE = 0.9
 _HAN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003134f]")
@@ -385,7 +385,10 @@ def context_turns(turns: list[PreparedTurn], ctx: Context, anchors: list[int]) -
 def find(turns: list[PreparedTurn], cond: Condition, duration: float | None,
          allowed: set[int] | None = None) -> list[Evidence]:
     """Evidence for every turn in scope that matches (the condition holds if ≥ min_count);
-    ``allowed`` (turn indexes, from ``context_turns``) narrows the scope further."""
+    ``allowed`` (turn indexes, from ``context_turns``) narrows the scope further. With
+    ``repeated`` the evidence is the turns of the most repeated sentence, if it repeats enough."""
+    if cond.repeated:
+        return _find_repeated(turns, cond, duration, allowed)
     out = []
     for t in _scope(turns, cond, duration):
         if allowed is not None and t.index not in allowed:
@@ -397,11 +400,63 @@ def find(turns: list[PreparedTurn], cond: Condition, duration: float | None,
     return out
 
 
+_SENTENCE_END = re.compile(r"[。！？.!?]+")
+
+
+def _has_turn_test(cond: Condition) -> bool:
+    return bool(cond.any or cond.all or cond.regex or cond.similar_to)
+
+
+def _find_repeated(turns: list[PreparedTurn], cond: Condition, duration: float | None,
+                   allowed: set[int] | None) -> list[Evidence]:
+    """A sentence (a turn's normalised text, or a piece of it split on 。！？.!?) of at least
+    REPEAT_MIN_LEN characters that occurs ≥ ``cond.repeated`` times over the turns in scope (those
+    matching the condition's phrase tests, if it has any): one evidence per turn saying it."""
+    counts: dict[str, int] = {}
+    where: dict[str, list[PreparedTurn]] = {}
+    for t in _scope(turns, cond, duration):
+        if allowed is not None and t.index not in allowed:
+            continue
+        if _has_turn_test(cond) and _match_turn(t, cond) is None:
+            continue
+        pieces = [n for p in _SENTENCE_END.split(t.text) if len(n := normalize(p, drop_fillers=True)) >= REPEAT_MIN_LEN]
+        units = list(pieces)
+        if len(pieces) != 1 and len(t.norm) >= REPEAT_MIN_LEN and t.norm not in units:
+            units.append(t.norm)
+        for u in units:
+            counts[u] = counts.get(u, 0) + (pieces.count(u) if u in pieces else 1)
+            if t not in where.setdefault(u, []):
+                where[u].append(t)
+    if not counts:
+        return []
+    best = max(counts, key=lambda u: counts[u])  # first seen wins a tie
+    if counts[best] < cond.repeated:
+        return []
+    return [Evidence(role=t.role, turn=t.index, start=t.start, end=t.end, text=t.text, matcher="repeated",
+                     matched=best, confidence=1.0) for t in where[best]]
+
+
+def _metric_evidence(cond: Condition, metrics: dict | None) -> tuple[list[Evidence], str]:
+    """(evidence if the metric test holds, a note such as "metric X not available")."""
+    mt = cond.metric
+    assert mt is not None
+    v = (metrics or {}).get(mt.name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return [], f"metric {mt.name} not available"
+    if not mt.test(float(v)):
+        return [], f"{mt.name} = {v:g}, not {mt.describe().split(' ', 1)[1]}"
+    text = f"{mt.name} = {v:g} {mt.describe().split(' ', 1)[1]}"
+    return [Evidence(role="any", turn=-1, start=None, end=None, text=text, matcher="metric",
+                     matched=text, confidence=1.0)], ""
+
+
 def _holds(cond: Condition, ev: list[Evidence]) -> bool:
     return len(ev) >= cond.min_count
 
 
 def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
+    if cond.metric is not None:
+        return f"metric {cond.metric.describe()}"
     what = []
     if cond.any:
         what.append("any of " + "/".join(cond.any[:4]) + ("…" if len(cond.any) > 4 else ""))
@@ -412,6 +467,8 @@ def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
     if cond.similar_to:
         ex = "/".join(cond.similar_to[:2]) + ("…" if len(cond.similar_to) > 2 else "")
         what.append(f"similar to {ex} (≥ {cond.threshold:g})")
+    if cond.repeated:
+        what.append(f"a sentence repeated ≥ {cond.repeated} times")
     tol = [x for x in ("pinyin" if cond.pinyin else "", f"fuzzy {cond.fuzzy}" if cond.fuzzy else "") if x]
     more = f" [{', '.join(tol)}]" if tol else ""
     count = f" in ≥ {cond.min_count} turns" if cond.min_count > 1 else ""
@@ -419,7 +476,68 @@ def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
     return f"{' and '.join(what)}{more}{count} in {cond.role} turns ({cond.window.describe()}){where}"
 
 
-def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> RuleResult:
+def _eval_expr(e: Expr, found: dict[str, tuple[bool, list[Evidence]]]) -> tuple[bool, list[Evidence]]:
+    """(value, evidence of the conditions that make it true; a negated one gives none)."""
+    if e.op == "name":
+        return found[e.name]
+    if e.op == "not":
+        return not _eval_expr(e.items[0], found)[0], []
+    vals = [_eval_expr(i, found) for i in e.items]
+    ev = [x for ok, evs in vals if ok for x in evs]
+    ok = {"and": all, "or": any}.get(e.op)
+    value = ok(v for v, _ in vals) if ok else sum(v for v, _ in vals) >= e.n
+    return value, ev if value else []
+
+
+def _uniq(ev: list[Evidence]) -> list[Evidence]:
+    seen, out = set(), []
+    for e in ev:
+        if e not in seen:
+            seen.add(e)
+            out.append(e)
+    return out
+
+
+def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | None,
+                       metrics: dict | None, result) -> RuleResult:
+    found: dict[str, tuple[bool, list[Evidence]]] = {}
+    notes: dict[str, str] = {}
+    for name, cond in rule.conditions:
+        if cond.metric is not None:
+            ev, notes[name] = _metric_evidence(cond, metrics)
+        else:
+            ev = find(turns, cond, duration)
+        found[name] = (_holds(cond, ev), ev)
+
+    def status(expr: Expr) -> str:
+        parts = []
+        for name in sorted(expr.names()):
+            ok, ev = found[name]
+            extra = f": {notes[name]}" if notes.get(name) else ""
+            parts.append(f"{name} {'found' if ok else 'not found'}{extra}")
+        return "; ".join(parts)
+
+    if rule.when_expr is not None:
+        if not _eval_expr(rule.when_expr, found)[0]:
+            holds, ev = _eval_expr(rule.match_expr, found)
+            return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
+                          f"not applicable: when \"{rule.when_expr}\" is false ({status(rule.when_expr)})")
+    elif rule.when is not None and not _holds(rule.when, find(turns, rule.when, duration)):
+        holds, ev = _eval_expr(rule.match_expr, found)
+        return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
+                      f"not applicable: no {_describe(rule.when)}")
+    holds, ev = _eval_expr(rule.match_expr, found)
+    ev = _uniq(ev)
+    expr, why = rule.match_expr, status(rule.match_expr)
+    if rule.kind == "required":
+        return result(holds, "pass" if holds else "fail", ev if holds else [],
+                      f"{'satisfied' if holds else 'not satisfied'}: \"{expr}\" ({why})")
+    return result(holds, "hit" if holds else "pass", ev if holds else [],
+                  f"{'matched' if holds else 'not matched'}: \"{expr}\" ({why})")
+
+
+def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None,
+                  metrics: dict | None = None) -> RuleResult:
     def result(matched: bool, outcome: str, evidence: list[Evidence], reason: str) -> RuleResult:
         deduct = rule.deduction if outcome in ("fail", "hit") else 0.0
         return RuleResult(rule_id=rule.id, title=rule.title, category=rule.category,
@@ -427,6 +545,10 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
                           deduction=deduct, fatal=rule.fatal and outcome in ("fail", "hit"),
                           kind=rule.kind, evidence=tuple(evidence), reason=reason)
 
+    if rule.match_expr is not None:
+        return _evaluate_composed(rule, turns, duration, metrics, result)
+    if rule.match.metric is not None or (rule.when is not None and rule.when.metric is not None):
+        return _evaluate_metric(rule, turns, duration, metrics, result)
     wev = find(turns, rule.when, duration) if rule.when is not None else []
     ctx = rule.match.context
     anchors: list[int] = []
@@ -463,9 +585,35 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None)
     return result(False, "pass", [], f"none of {_describe(rule.match, anchors)}")
 
 
-def evaluate(pack: RulePack, transcript: Transcript) -> tuple[RuleResult, ...]:
+def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | None,
+                     metrics: dict | None, result) -> RuleResult:
+    """A plain rule whose match or when is a ``metric:`` test (no turn context applies)."""
+    def test(cond: Condition) -> tuple[bool, list[Evidence], str]:
+        if cond.metric is not None:
+            ev, note = _metric_evidence(cond, metrics)
+            return bool(ev), ev, note
+        ev = find(turns, cond, duration)
+        return _holds(cond, ev), ev, ""
+
+    holds, ev, note = test(rule.match)
+    if rule.when is not None:
+        wok, _, wnote = test(rule.when)
+        if not wok:
+            return result(holds, "n/a", ev[:3] if holds else [],
+                          f"not applicable: {wnote or 'no ' + _describe(rule.when)}")
+    if rule.kind == "required":
+        if holds:
+            return result(True, "pass", ev[:3], f"found {ev[0].matched!r}")
+        return result(False, "fail", [], note or f"missing: {_describe(rule.match)}")
+    if holds:
+        return result(True, "hit", ev, f"{len(ev)} hit(s): {', '.join(sorted({e.matched for e in ev}))}")
+    return result(False, "pass", [], note or f"none of {_describe(rule.match)}")
+
+
+def evaluate(pack: RulePack, transcript: Transcript, metrics: dict | None = None) -> tuple[RuleResult, ...]:
+    """``metrics``: the call's metrics (talk, acoustic, sentiment) for ``metric:`` conditions."""
     turns = prepare(transcript)
-    return tuple(evaluate_rule(r, turns, transcript.duration) for r in pack.rules)
+    return tuple(evaluate_rule(r, turns, transcript.duration, metrics) for r in pack.rules)
 
 
 def match_context(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> set[int] | None:

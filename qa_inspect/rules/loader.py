@@ -11,9 +11,9 @@ import yaml
 
 from ..errors import RuleError
 from ..text import normalize
-from .model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, FUZZY_MIN_LEN, KINDS, ROLES, RULE_KEYS,
-                    SEMANTIC_THRESHOLD, SEVERITIES, STATUSES, WINDOW_KEYS, WITHIN_KEYS, Condition, Context, Example, GradeBand,
-                    Rule, RulePack, Window)
+from .model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, EXPR_KEYWORDS, FUZZY_MIN_LEN, KINDS, METRIC_KEYS,
+                    METRIC_OPS, METRICS, ROLES, RULE_KEYS, SEMANTIC_THRESHOLD, SEVERITIES, STATUSES, WINDOW_KEYS,
+                    WITHIN_KEYS, Condition, Context, Example, Expr, GradeBand, Metric, Rule, RulePack, Window)
 
 PACK_KEYS = {"pack", "variables", "grades", "rules", "include"}
 PACK_META_KEYS = {"id", "version", "title", "language", "description"}
@@ -262,6 +262,7 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int, has_when: bool | None = 
     all_ = _str_list(ctx, m, "all", what)
     pinyin, fuzzy = _tolerance(ctx, m, what, any_ + all_)
     similar_to, threshold = _semantic(ctx, m, what)
+    metric = _metric(ctx, m, what)
     cond = Condition(
         role=role if role in ("agent", "customer", "any") else "any",
         any=any_, all=all_,
@@ -271,11 +272,213 @@ def _condition(ctx: _Ctx, m: Any, what: str, line: int, has_when: bool | None = 
         pinyin=pinyin, fuzzy=fuzzy, min_count=_positive_int(ctx, m, "min_count", what, 1),
         similar_to=similar_to, threshold=threshold,
         context=_context(ctx, m, what, bool(has_when)) if has_when is not None else Context(),
+        repeated=_repeated(ctx, m, what), metric=metric,
     )
-    if not (cond.any or cond.all or cond.regex or cond.similar_to or "similar_to" in m):
-        ctx.err(m.line, f"{what}: needs at least one of any/all/regex/similar_to "
+    if not (cond.any or cond.all or cond.regex or cond.similar_to or "similar_to" in m
+            or "repeated" in m or "metric" in m):
+        ctx.err(m.line, f"{what}: needs at least one of any/all/regex/similar_to/repeated/metric "
                         "(a condition that can never match)")
     return cond
+
+
+def _repeated(ctx: _Ctx, m: _Map, what: str) -> int:
+    if "repeated" not in m:
+        return 0
+    v = m["repeated"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+        ctx.err(_line(m, "repeated"), f"{what}: 'repeated' must be an integer ≥ 2, got {v!r}")
+        return 0
+    if "min_count" in m:
+        ctx.err(_line(m, "min_count"), f"{what}: 'min_count' does not apply with 'repeated' "
+                                       "(repeated: N already counts occurrences)")
+    return v
+
+
+def _metric(ctx: _Ctx, m: _Map, what: str) -> Metric | None:
+    """``metric: {name, op, value}``; a metric condition has no other keys."""
+    if "metric" not in m:
+        return None
+    line = _line(m, "metric")
+    others = sorted(str(k) for k in m if k != "metric")
+    if others:
+        ctx.err(line, f"{what}: 'metric' is a call-level test and cannot be combined with "
+                      f"{', '.join(others)}")
+    v = m["metric"]
+    if not isinstance(v, _Map):
+        ctx.err(line, f"{what}: 'metric' must be a mapping like {{name: max_silence_s, op: gt, value: 10}}")
+        return None
+    _check_keys(ctx, v, METRIC_KEYS, f"{what} metric")
+    ok = True
+    name, op, value = v.get("name"), v.get("op"), v.get("value")
+    if name not in METRICS:
+        ctx.err(_line(v, "name"), f"{what}: unknown metric {name!r} (allowed: {', '.join(METRICS)})")
+        ok = False
+    if op not in METRIC_OPS:
+        ctx.err(_line(v, "op"), f"{what}: metric 'op' must be one of {', '.join(METRIC_OPS)}, got {op!r}")
+        ok = False
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        ctx.err(_line(v, "value"), f"{what}: metric 'value' must be a number, got {value!r}")
+        ok = False
+    return Metric(name=name, op=op, value=float(value)) if ok else None
+
+
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|(,)|(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(\S))")
+
+
+class _ExprError(Exception):
+    pass
+
+
+def parse_expression(text: str) -> Expr:
+    """Parse ``a and not (b or c)``, ``1 of (a, b)``, ``all of (a, b)`` (recursive descent;
+    ``not`` binds tighter than ``and``, ``and`` tighter than ``or``). Raises ValueError."""
+    toks: list[tuple[str, str, int]] = []  # (kind, text, column)
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.group(0).strip() == "":
+            break
+        col = m.start() + len(m.group(0)) - len(m.group(0).lstrip()) + 1
+        kinds = ("(", ")", ",", "int", "word", "bad")
+        kind = next(k for k, g in zip(kinds, m.groups()) if g is not None)
+        word = m.group(0).strip()
+        if kind == "bad":
+            raise ValueError(f"unexpected character {word!r} at column {col}")
+        if kind == "word" and word in EXPR_KEYWORDS:
+            kind = word
+        toks.append((kind, word, col))
+        pos = m.end()
+    i = 0
+
+    def peek() -> str:
+        return toks[i][0] if i < len(toks) else "end"
+
+    def where() -> str:
+        return f"{toks[i][1]!r} at column {toks[i][2]}" if i < len(toks) else "end of expression"
+
+    def expect(kind: str) -> tuple[str, str, int]:
+        nonlocal i
+        if peek() != kind:
+            raise _ExprError(f"expected {kind!r}, got {where()}")
+        i += 1
+        return toks[i - 1]
+
+    def or_() -> Expr:
+        items = [and_()]
+        while peek() == "or":
+            expect("or")
+            items.append(and_())
+        return items[0] if len(items) == 1 else Expr("or", items=tuple(items))
+
+    def and_() -> Expr:
+        items = [unary()]
+        while peek() == "and":
+            expect("and")
+            items.append(unary())
+        return items[0] if len(items) == 1 else Expr("and", items=tuple(items))
+
+    def unary() -> Expr:
+        if peek() == "not":
+            expect("not")
+            return Expr("not", items=(unary(),))
+        return primary()
+
+    def group() -> tuple[Expr, ...]:
+        expect("(")
+        items = [or_()]
+        while peek() == ",":
+            expect(",")
+            items.append(or_())
+        expect(")")
+        return tuple(items)
+
+    def primary() -> Expr:
+        k = peek()
+        if k == "(":
+            expect("(")
+            e = or_()
+            expect(")")
+            return e
+        if k == "word":
+            return Expr("name", name=expect("word")[1])
+        if k == "all":
+            expect("all")
+            expect("of")
+            items = group()
+            return items[0] if len(items) == 1 else Expr("and", items=items)
+        if k == "int":
+            _, num, col = expect("int")
+            expect("of")
+            items = group()
+            n = int(num)
+            if not 1 <= n <= len(items):
+                raise _ExprError(f"'{n} of' needs 1 ≤ N ≤ {len(items)} (the number of items), at column {col}")
+            return Expr("of", n=n, items=items)
+        raise _ExprError(f"expected a condition name, 'not', '(', 'N of' or 'all of', got {where()}")
+
+    if not toks:
+        raise ValueError("empty expression")
+    try:
+        e = or_()
+        if i < len(toks):
+            raise _ExprError(f"unexpected {where()}")
+    except _ExprError as err:
+        raise ValueError(str(err)) from None
+    return e
+
+
+def _expression(ctx: _Ctx, text: str, what: str, line: int, names: set[str]) -> Expr | None:
+    try:
+        e = parse_expression(text)
+    except ValueError as err:
+        ctx.err(line, f"{what}: bad expression {text!r}: {err}")
+        return None
+    for n in sorted(e.names() - names):
+        ctx.err(line, f"{what}: unknown condition {n!r} in {text!r} "
+                      f"(defined: {', '.join(sorted(names)) or 'none'})")
+    return e
+
+
+def _composition(ctx: _Ctx, m: _Map, what: str) -> tuple[tuple[tuple[str, Condition], ...],
+                                                           Expr | None, Expr | None, bool]:
+    """``conditions:`` + string ``match``/``when``: (named conditions, match expr, when expr, ok)."""
+    raw = m.get("conditions")
+    match_s, when_s = isinstance(m.get("match"), str), isinstance(m.get("when"), str)
+    if raw is None:
+        for key, is_s in (("match", match_s), ("when", when_s)):
+            if is_s:
+                ctx.err(_line(m, key), f"{what}: a string '{key}' is an expression over named "
+                                       "'conditions:' and this rule defines none")
+        return (), None, None, not (match_s or when_s)
+    line = _line(m, "conditions")
+    if not isinstance(raw, _Map) or not raw:
+        ctx.err(line, f"{what}: 'conditions' must be a mapping of name: condition")
+        return (), None, None, False
+    if "match" in m and not match_s:
+        ctx.err(_line(m, "match"), f"{what}: with 'conditions:' the 'match' must be an expression "
+                                   "string like \"a and not b\", not condition keys")
+    named: list[tuple[str, Condition]] = []
+    for name, body in raw.items():
+        nline = _line(raw, str(name))
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or name in EXPR_KEYWORDS:
+            ctx.err(nline, f"{what}: condition name {name!r} must be lower_snake_case and not one of "
+                           f"{', '.join(EXPR_KEYWORDS)}")
+            continue
+        if body is not None and not isinstance(body, _Map):
+            ctx.err(nline, f"{what} condition '{name}': must be a mapping with keys like role/any/regex")
+            continue
+        c = _condition(ctx, body, f"{what} condition '{name}'", nline)
+        if c is not None:
+            named.append((name, c))
+    names = {str(k) for k in raw}
+    mexpr = _expression(ctx, m["match"], f"{what} match", _line(m, "match"), names) if match_s else None
+    wexpr = _expression(ctx, m["when"], f"{what} when", _line(m, "when"), names) if when_s else None
+    used = (mexpr.names() if mexpr else set()) | (wexpr.names() if wexpr else set())
+    if mexpr is not None:
+        for name in raw:
+            if name not in used and (wexpr is not None or not when_s):
+                ctx.err(_line(raw, str(name)), f"{what}: condition '{name}' is defined but not used")
+    return tuple(named), mexpr, wexpr, True
 
 
 _ROLE_PREFIX = re.compile(r"^\s*(\w+)\s*[:：]\s*(.*)$", re.S)
@@ -369,9 +572,18 @@ def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
         fatal = False
     if "match" not in m:
         ctx.err(m.line, f"{what}: 'match' is required")
-    match = _condition(ctx, m.get("match"), f"{what} match", _line(m, "match"),
-                       has_when=m.get("when") is not None)
-    when = _condition(ctx, m.get("when"), f"{what} when", _line(m, "when"))
+    conditions, match_expr, when_expr, plain = _composition(ctx, m, what)
+    if "conditions" in m or not plain:  # composed (errors, if any, are already recorded)
+        by_name = dict(conditions)
+        first = next((n for n in _order(match_expr) if n in by_name), None) if match_expr else None
+        match = by_name.get(first) if first else None
+        if match is None:
+            return None
+    else:
+        match = _condition(ctx, m.get("match"), f"{what} match", _line(m, "match"),
+                           has_when=m.get("when") is not None)
+    when = None if isinstance(m.get("when"), str) else _condition(ctx, m.get("when"), f"{what} when",
+                                                                  _line(m, "when"))
     status = m.get("status", "stable")
     if status not in STATUSES:
         ctx.err(_line(m, "status"), f"{what}: status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -392,7 +604,15 @@ def _rule(ctx: _Ctx, m: Any, index: int) -> Rule | None:
                 category=str(m.get("category", "")), kind=kind if kind in KINDS else "required",
                 severity=sev if sev in SEVERITIES else "minor", deduction=float(ded), fatal=fatal,
                 match=match, when=when, line=m.line, examples=examples, status=status,
-                tags=tuple(t.strip() for t in tags), owner=owner, source=ctx.file)
+                tags=tuple(t.strip() for t in tags), owner=owner, source=ctx.file,
+                conditions=conditions, match_expr=match_expr, when_expr=when_expr)
+
+
+def _order(e: Expr) -> list[str]:
+    """The names in ``e`` in written order."""
+    if e.op == "name":
+        return [e.name]
+    return [n for i in e.items for n in _order(i)]
 
 
 def _key(file: str) -> str:

@@ -7,7 +7,7 @@ KINDS = ("required", "forbidden", "risk")
 SEVERITIES = ("info", "minor", "major", "critical")
 WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
 CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
-                  "min_count", "similar_to", "threshold"}
+                  "min_count", "similar_to", "threshold", "repeated", "metric"}
 CONTEXT_KEYS = {"after", "before", "within"}  # match only: relative to the turns where `when` holds
 WITHIN_KEYS = {"turns", "seconds"}
 STATUSES = ("experimental", "test", "stable")
@@ -15,9 +15,64 @@ FUZZY_MIN_LEN = 3  # fuzzy matching applies to phrases of at least this many (no
 PINYIN_MIN_LEN = 2  # pinyin matching applies to phrases of at least this many characters
 SEMANTIC_THRESHOLD = 0.6  # default cosine similarity a turn needs to a ``similar_to`` example
 RULE_KEYS = {"id", "title", "description", "category", "kind", "severity", "deduction", "fatal",
-             "match", "when", "examples", "status", "tags", "owner"}
+             "match", "when", "conditions", "examples", "status", "tags", "owner"}
 EXAMPLE_KINDS = ("hit", "miss", "todo")  # hit: must match; miss: must not; todo: known gap, should match
 ROLES = ("agent", "customer")
+REPEAT_MIN_LEN = 4  # a repeated sentence needs at least this many normalised characters
+# call-level metrics a ``metric:`` condition may test (values come from the metrics mapping
+# passed to ``evaluate``: talk metrics, acoustic and sentiment operators)
+METRICS = ("speech_rate_cpm", "max_silence_s", "silence_share", "agent_interruptions",
+           "customer_interruptions", "talk_ratio", "customer_sentiment_start", "customer_sentiment_end",
+           "customer_sentiment_min", "agent_sentiment_mean")
+METRIC_OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
+METRIC_KEYS = {"name", "op", "value"}
+EXPR_KEYWORDS = ("and", "or", "not", "of", "all")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``metric: {name: max_silence_s, op: gt, value: 10}``: holds if the call's metric compares so."""
+
+    name: str
+    op: str  # gt | ge | lt | le
+    value: float
+
+    def test(self, v: float) -> bool:
+        return {"gt": v > self.value, "ge": v >= self.value, "lt": v < self.value, "le": v <= self.value}[self.op]
+
+    def describe(self) -> str:
+        return f"{self.name} {METRIC_OPS[self.op]} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A boolean expression over a rule's named conditions (``match: "greet and not rude"``).
+
+    op: "name" (``name``), "not" (``items[0]``), "and"/"or" (``items``), "of" (at least ``n`` of
+    ``items``; ``all of (...)`` is parsed as "and")."""
+
+    op: str
+    name: str = ""
+    n: int = 0
+    items: tuple["Expr", ...] = ()
+
+    def names(self) -> set[str]:
+        if self.op == "name":
+            return {self.name}
+        return set().union(*(i.names() for i in self.items)) if self.items else set()
+
+    def __str__(self) -> str:
+        if self.op == "name":
+            return self.name
+        if self.op == "not":
+            return f"not {_paren(self.items[0])}"
+        if self.op == "of":
+            return f"{self.n} of ({', '.join(map(str, self.items))})"
+        return f" {self.op} ".join(_paren(i) for i in self.items)
+
+
+def _paren(e: Expr) -> str:
+    return f"({e})" if e.op in ("and", "or") else str(e)
 
 
 @dataclass(frozen=True)
@@ -94,6 +149,8 @@ class Condition:
     similar_to: tuple[str, ...] = ()
     threshold: float = SEMANTIC_THRESHOLD
     context: Context = Context()  # match only; empty = anywhere in scope
+    repeated: int = 0  # ≥ 2: holds if one sentence occurs this many times in scope
+    metric: Metric | None = None  # a call-level metric test instead of a turn test
 
 
 @dataclass(frozen=True)
@@ -128,6 +185,11 @@ class Rule:
     tags: tuple[str, ...] = ()
     owner: str = ""
     source: str = ""  # the file the rule was written in (an included pack's file for included rules)
+    # composition: named conditions and string expressions over them; with ``match_expr`` set,
+    # ``match`` is the first condition the expression names (its role sets the examples' default)
+    conditions: tuple[tuple[str, Condition], ...] = ()
+    match_expr: Expr | None = None
+    when_expr: Expr | None = None
 
 
 @dataclass(frozen=True)
