@@ -133,3 +133,18 @@ def test_duplicate_yaml_key_names_line(tmp_path):
 def test_unknown_variable_is_an_error():
     _, problems = parse_pack("pack: {id: x}\nrules:\n  - id: a\n    match: {regex: '${nope}'}\n", "v.yaml")
     assert any("unknown variable ${nope}" in str(p) and "v.yaml:4" in str(p) for p in problems)
+
+
+def test_window_share_of_call():
+    pack, problems = parse_pack(
+        "pack: {id: s}\nrules:\n  - id: late_greeting\n    match: {role: any, any: [您好], window: {last_share: 0.25}}\n"
+        "  - id: early\n    match: {role: any, any: [您好], window: {first_share: 0.25}}\n", "s.yaml")
+    assert not problems
+    tr = _tr(("agent", "您好"), ("customer", "a"), ("agent", "b"), ("customer", "c"), ("agent", "您好再见"))
+    res = {r.rule_id: r for r in evaluate(pack, tr)}  # duration 60 s: turns at 0, 5, 10, 15, 20 s
+    assert res["early"].evidence[0].turn == 0 and len(res["early"].evidence) == 1
+    assert not res["late_greeting"].matched  # last 15 s of a 60 s call: no turn there
+    _, problems = parse_pack("pack: {id: s}\nrules:\n  - id: x\n    match: {any: [a], window: {first_share: 1.5}}\n", "b.yaml")
+    assert any("b.yaml:4" in str(p) and "share of the call" in str(p) for p in problems)
+    _, problems = parse_pack("pack: {id: s}\nrules:\n  - id: x\n    match: {any: [a], window: {first_share: 0.2, last_share: 0.2}}\n", "c.yaml")
+    assert any("impossible window" in str(p) for p in problems)

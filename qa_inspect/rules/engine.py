@@ -197,9 +197,14 @@ def _scope(turns: list[PreparedTurn], cond: Condition, duration: float | None) -
         sel = sel[-int(w.last_turns):]
     if w.first_seconds:
         sel = [t for t in sel if t.start is None or t.start < w.first_seconds]
-    if w.last_seconds:
-        end = duration or max((t.end or 0.0) for t in turns) if turns else 0.0
-        sel = [t for t in sel if t.end is None or t.end > end - w.last_seconds]
+    if w.last_seconds or w.first_share or w.last_share:
+        end = (duration or max((t.end or 0.0) for t in turns)) if turns else 0.0
+        if w.last_seconds:
+            sel = [t for t in sel if t.end is None or t.end > end - w.last_seconds]
+        if w.first_share:
+            sel = [t for t in sel if t.start is None or t.start < end * w.first_share]
+        if w.last_share:
+            sel = [t for t in sel if t.end is None or t.end > end * (1 - w.last_share)]
     return sel
 
 

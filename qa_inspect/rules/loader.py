@@ -143,8 +143,11 @@ def _window(ctx: _Ctx, m: Any, what: str, line: int) -> Window:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 ctx.err(_line(m, k), f"{what}: window '{k}' must be a positive number, got {v!r}")
                 continue
+            if k.endswith("_share") and v > 1:
+                ctx.err(_line(m, k), f"{what}: window '{k}' is a share of the call: 0 < x ≤ 1, got {v!r}")
+                continue
             vals[k] = v
-    if ("first_turns" in vals or "first_seconds" in vals) and ("last_turns" in vals or "last_seconds" in vals):
+    if any(k.startswith("first_") for k in vals) and any(k.startswith("last_") for k in vals):
         ctx.err(m.line, f"{what}: a window cannot be both first_* and last_* (impossible window)")
     return Window(**vals)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 KINDS = ("required", "forbidden", "risk")
 SEVERITIES = ("info", "minor", "major", "critical")
-WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds"}
+WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds", "first_share", "last_share"}
 CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
                   "min_count", "similar_to", "threshold", "repeated", "metric"}
 CONTEXT_KEYS = {"after", "before", "within"}  # match only: relative to the turns where `when` holds
@@ -83,6 +83,8 @@ class Window:
     last_turns: int | None = None
     first_seconds: float | None = None
     last_seconds: float | None = None
+    first_share: float | None = None  # share of the call's duration, 0 < x ≤ 1
+    last_share: float | None = None
 
     def describe(self) -> str:
         parts = [f"{k.replace('_', ' ')} {v:g}" for k, v in vars(self).items() if v]
