@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 from . import audio as audio_mod
 from .errors import QAError
 from .inputs import WorkItem
-from .pipeline import (BatchSummary, PackSet, config_hash, error_result, process_item, run_batch,
+from .pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
                        score_transcript)
 from .records import CallResult, Transcript
 from .store import SQLiteStore
@@ -147,9 +147,8 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
     # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
     jobs: list[_Job] = []
     for item in items:
-        pack = packs.for_language(item.call.language)
-        cfg = config_hash(asr_key if item.transcript is None else "given", pack)
-        if not force and not item.error and store.done(item.call.call_id, cfg):
+        pack, cfg, done = plan_item(item, packs, store, asr_key, force)
+        if done:
             summary.skipped += 1
             if on_progress:
                 summary.wall_s = time.perf_counter() - t0

@@ -111,6 +111,14 @@ class PackSet:
         return ", ".join(f"{p.id} {p.version}" for p in self.packs)
 
 
+def plan_item(item: WorkItem, packs: "PackSet", store: SQLiteStore, asr_key: str,
+              force: bool) -> tuple[RulePack, str, bool]:
+    """The item's pack and config hash, and whether it is already done under that config."""
+    pack = packs.for_language(item.call.language)
+    cfg = config_hash(asr_key if item.transcript is None else "given", pack)
+    return pack, cfg, not force and not item.error and store.done(item.call.call_id, cfg)
+
+
 def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
                  get_transcriber: Callable[[], Transcriber], asr_key: str,
                  summary: BatchSummary) -> CallResult:
@@ -157,9 +165,8 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     for item in items:
-        pack = packs.for_language(item.call.language)
-        cfg = config_hash(asr_key if item.transcript is None else "given", pack)
-        if not force and not item.error and store.done(item.call.call_id, cfg):
+        pack, _cfg, done = plan_item(item, packs, store, asr_key, force)
+        if done:
             summary.skipped += 1
             if on_progress:
                 summary.wall_s = time.perf_counter() - t0
