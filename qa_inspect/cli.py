@@ -297,25 +297,32 @@ def rules():
     """Rule pack tools for rule authors."""
 
 
-@rules.command("validate", context_settings=CONTEXT)
-@click.argument("packs", nargs=-1, required=True, type=click.Path())
-def rules_validate(packs):
-    """List every problem in rule PACKS, one line each with file:line."""
+def _each_pack(paths):
+    """Yield (path, pack) per rule pack file, printing its problems; pack is None if unusable."""
     from .rules.loader import parse_pack
 
-    bad = 0
-    for p in packs:
+    for p in paths:
         path = Path(p)
         if not path.exists():
             click.echo(f"{p}: rule pack not found", err=True)
-            bad += 1
+            yield p, None
             continue
         pack, problems = parse_pack(path.read_text(encoding="utf-8"), str(path))
         for e in problems:
             click.echo(str(e), err=True)
-        if pack:
-            click.echo(f"{p}: ok ({len(pack.rules)} rules, pack {pack.id} {pack.version})")
-        bad += bool(problems)
+        yield p, pack
+
+
+@rules.command("validate", context_settings=CONTEXT)
+@click.argument("packs", nargs=-1, required=True, type=click.Path())
+def rules_validate(packs):
+    """List every problem in rule PACKS, one line each with file:line."""
+    bad = 0
+    for p, pack in _each_pack(packs):
+        if pack is None:
+            bad += 1
+            continue
+        click.echo(f"{p}: ok ({len(pack.rules)} rules, pack {pack.id} {pack.version})")
     sys.exit(1 if bad else 0)
 
 
@@ -326,19 +333,10 @@ def rules_validate(packs):
 def rules_test(packs, junit_path):
     """Run every rule's examples (hit/miss/todo) in rule PACKS; exit 1 if any fails."""
     from .rules.examples import junit_xml, run_examples
-    from .rules.loader import parse_pack
 
     bad = 0
     results = []
-    for p in packs:
-        path = Path(p)
-        if not path.exists():
-            click.echo(f"{p}: rule pack not found", err=True)
-            bad += 1
-            continue
-        pack, problems = parse_pack(path.read_text(encoding="utf-8"), str(path))
-        for e in problems:
-            click.echo(str(e), err=True)
+    for p, pack in _each_pack(packs):
         if pack is None:
             bad += 1
             continue

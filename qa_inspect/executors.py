@@ -137,9 +137,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
         summary.record(res)
         if on_result:
             on_result(res)
-        if on_progress:
-            summary.wall_s = time.perf_counter() - t0
-            on_progress(summary, item, res)
+        summary.notify(on_progress, t0, item, res)
 
     def no_transcriber():  # parent-handled items never need ASR
         raise RuntimeError("the parent does not transcribe in a parallel batch")
@@ -150,9 +148,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
         pack, cfg, done = plan_item(item, packs, store, asr_key, force)
         if done:
             summary.skipped += 1
-            if on_progress:
-                summary.wall_s = time.perf_counter() - t0
-                on_progress(summary, item, None)
+            summary.notify(on_progress, t0, item, None)
             continue
         if item.error or item.transcript is not None:
             finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))

@@ -63,6 +63,12 @@ class BatchSummary:
     wall_s: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
 
+    def notify(self, on_progress, t0: float, item: WorkItem, res: CallResult | None) -> None:
+        """Call ``on_progress`` (if any) with ``wall_s`` kept current; ``res`` None = skipped."""
+        if on_progress:
+            self.wall_s = time.perf_counter() - t0
+            on_progress(self, item, res)
+
     def record(self, res: CallResult) -> None:
         """Count one finished call (ok, or an error grouped by its reason)."""
         if res.status == "ok":
@@ -168,18 +174,14 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
         pack, _cfg, done = plan_item(item, packs, store, asr_key, force)
         if done:
             summary.skipped += 1
-            if on_progress:
-                summary.wall_s = time.perf_counter() - t0
-                on_progress(summary, item, None)
+            summary.notify(on_progress, t0, item, None)
             continue
         res = process_item(item, pack, store, get_transcriber, asr_key, summary)
         store.put_result(res)
         summary.record(res)
         if on_result:
             on_result(res)
-        if on_progress:
-            summary.wall_s = time.perf_counter() - t0
-            on_progress(summary, item, res)
+        summary.notify(on_progress, t0, item, res)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
