@@ -70,7 +70,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, language, mode
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
     from .inputs import read_input
-    from .pipeline import PackSet, run_batch
+    from .pipeline import PackSet, results_for, run_batch
     from .reports.batch import write_batch_report
     from .rules import load_pack
     from .store import open_store
@@ -126,8 +126,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, language, mode
             else:
                 summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
                                     on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
-        ids = {it.call.call_id for it in items}
-        results = [r for r in store.results() if r.call.call_id in ids]
+        results = results_for(store, (it.call.call_id for it in items))
         html = write_batch_report(results, Path(out), summary={
             "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
             "wall time": f"{summary.wall_s:.1f} s",

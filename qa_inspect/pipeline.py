@@ -187,6 +187,7 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
 
 
 def results_for(store: SQLiteStore, call_ids: Iterable[str]) -> list[CallResult]:
+    """The stored results of these calls (the batch report of one run)."""
     ids = set(call_ids)
     return [r for r in store.results() if r.call.call_id in ids]
 
