@@ -608,5 +608,12 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
                 click.echo(f"{s.item} false negatives: {' '.join(s.false_negatives)}")
 
 
+# Command groups that live in their own modules (one module per group): each module's
+# ``register(main)`` adds its commands; its heavy imports stay inside the commands.
+from . import cli_report, cli_review  # noqa: E402
+
+cli_review.register(main)
+cli_report.register(main)
+
 if __name__ == "__main__":
     main()

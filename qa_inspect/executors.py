@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
 from . import audio as audio_mod
+from .enrich import enrich
 from .errors import QAError
 from .inputs import WorkItem
 from .pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
@@ -74,6 +75,8 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
             raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
         t0 = time.perf_counter()
         tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+        if tr.turns:
+            tr = enrich(tr, decoded)  # needs the audio: done here, next to it
         out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
     except QAError as e:
         out["error"] = str(e)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
 from . import audio as audio_mod
+from .enrich import enrich
 from .errors import QAError
 from .inputs import WorkItem
 from .metrics import talk_metrics
@@ -39,6 +40,7 @@ def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_ha
                      cfg_hash: str = "", extra_metrics: dict | None = None) -> CallResult:
     """The cheap part: rules and score over a transcript (also what re-scoring runs)."""
     metrics = talk_metrics(tr)
+    metrics.update(tr.metrics)  # enrichment stored with the transcript (acoustics, sentiment)
     metrics.update(extra_metrics or {})
     rules = evaluate(pack, tr, metrics)  # metric: conditions read the call metrics
     score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
@@ -132,7 +134,7 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
     if item.error:
         return error_result(item, item.error, cfg)
     if item.transcript is not None:
-        return score_transcript(item, item.transcript, pack, cfg_hash=cfg)
+        return score_transcript(item, enrich(item.transcript), pack, cfg_hash=cfg)
     try:
         ahash = audio_mod.file_hash(item.call.path)
         tr = store.get_transcript(ahash, asr_key)
@@ -148,6 +150,7 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
             extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
             if not tr.turns:
                 return error_result(item, f"{item.call.path}: no speech recognised", cfg)
+            tr = enrich(tr, decoded)
             store.put_transcript(ahash, asr_key, tr)
         summary.audio_s += tr.duration or 0.0
         return score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)

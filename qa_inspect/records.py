@@ -47,15 +47,21 @@ class Turn:
     end: float | None = None
     words: tuple[Word, ...] = ()
     channel: int | None = None
+    # per-utterance enrichment stored with the transcript: speech_rate, loudness, pitch,
+    # agitation, sentiment, ... (see qa_inspect.enrich); omitted from the JSON when empty
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["metrics"]:
+            del d["metrics"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Turn":
         words = tuple(Word(**w) for w in d.get("words") or ())
         return cls(role=d["role"], text=d["text"], start=d.get("start"), end=d.get("end"),
-                   words=words, channel=d.get("channel"))
+                   words=words, channel=d.get("channel"), metrics=dict(d.get("metrics") or {}))
 
 
 @dataclass(frozen=True)
@@ -68,20 +74,26 @@ class Transcript:
     duration: float | None = None
     role_method: str = "given"  # channel | content | given
     asr: dict[str, Any] = field(default_factory=dict)  # model, compute_type, device, options
+    # call-level enrichment computed once from the audio/text and stored with the transcript
+    # (acoustic and sentiment metrics; see qa_inspect.enrich)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "call_id": self.call_id, "language": self.language, "duration": self.duration,
             "role_method": self.role_method, "asr": dict(self.asr),
             "turns": [t.to_dict() for t in self.turns],
         }
+        if self.metrics:
+            d["metrics"] = dict(self.metrics)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Transcript":
         return cls(call_id=d["call_id"], language=d.get("language", ""),
                    turns=tuple(Turn.from_dict(t) for t in d.get("turns", [])),
                    duration=d.get("duration"), role_method=d.get("role_method", "given"),
-                   asr=dict(d.get("asr") or {}))
+                   asr=dict(d.get("asr") or {}), metrics=dict(d.get("metrics") or {}))
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ class CallResult:
             "call_id": self.call.call_id, "agent_id": self.call.agent_id,
             "agent_name": self.call.agent_name, "team": self.call.team,
             "started_at": self.call.started_at, "path": self.call.path,
-            "channel_layout": self.call.channel_layout,
+            "channel_layout": self.call.channel_layout, "language": self.call.language,
             "status": self.status, "error": self.error,
             "score": sc.score if sc else None, "grade": sc.grade if sc else None,
             "fatal": sc.fatal if sc else False,
@@ -179,7 +191,8 @@ class CallResult:
         call = CallInput(call_id=d["call_id"], path=d.get("path", ""),
                          agent_id=d.get("agent_id", ""), agent_name=d.get("agent_name", ""),
                          team=d.get("team", ""), started_at=d.get("started_at", ""),
-                         channel_layout=d.get("channel_layout", "mono"))
+                         channel_layout=d.get("channel_layout", "mono"),
+                         language=d.get("language", ""))
         score = None
         if d.get("score") is not None:
             score = Score(score=d["score"], grade=d["grade"], fatal=d.get("fatal", False))
