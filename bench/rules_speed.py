@@ -3,7 +3,10 @@
 Builds N synthetic Mandarin transcripts (~20 turns each: greetings, 工号, complaints, homophone
 ASR errors such as 头诉/公信不/不变, closings, filler chatter) and times ``evaluate`` with
 rules/telecom_zh.yaml as shipped, with ASR tolerance switched off (every condition's
-``pinyin``/``fuzzy`` cleared) and with only pinyin on. Run from the repository root:
+``pinyin``/``fuzzy`` cleared) and with only pinyin on, and a 40-rule pack (telecom_zh +
+customer_service_zh repeated to 40 text rules; the rule-language issue's speed target is
+≥ 2,000 calls/s per core for such a pack). Times are CPU seconds of this process, best of 3
+passes. Run from the repository root:
 
     .venv/bin/python bench/rules_speed.py [--n 10000] [--turns 20] [--seed 0]
 """
@@ -62,13 +65,32 @@ def toggled(pack: RulePack, pinyin: bool | None, fuzzy: bool) -> RulePack:
     return dataclasses.replace(pack, rules=rules)
 
 
-def time_pack(pack: RulePack, transcripts: list[Transcript]) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    tolerant = 0
-    for tr in transcripts:
-        for r in evaluate(pack, tr):
-            tolerant += sum(e.matcher in ("pinyin", "fuzzy") for e in r.evidence)
-    return time.perf_counter() - t0, tolerant
+def forty_rules(*packs: RulePack, n: int = 40) -> RulePack:
+    """A pack of ``n`` text rules: the rules of ``packs`` repeated (ids suffixed) up to ``n``.
+    Each copy is a new rule object, so nothing prepared for one copy is reused by another."""
+    rules = []
+    k = 0
+    pool = [r for p in packs for r in p.rules]
+    while len(rules) < n:
+        for r in pool[: n - len(rules)]:
+            rules.append(dataclasses.replace(r, id=f"{r.id}_{k}", match=dataclasses.replace(r.match),
+                                             when=dataclasses.replace(r.when) if r.when else None))
+        k += 1
+    return dataclasses.replace(packs[0], id=f"{n}-rules", rules=tuple(rules))
+
+
+def time_pack(pack: RulePack, transcripts: list[Transcript], repeats: int = 3) -> tuple[float, int]:
+    """(best CPU seconds over ``repeats`` passes, tolerant evidence count). CPU time of this
+    process, best of several passes: what the engine costs, not what else the machine does."""
+    best, tolerant = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.process_time()
+        tolerant = 0
+        for tr in transcripts:
+            for r in evaluate(pack, tr):
+                tolerant += sum(e.matcher in ("pinyin", "fuzzy") for e in r.evidence)
+        best = min(best, time.process_time() - t0)
+    return best, tolerant
 
 
 def main() -> int:
@@ -82,10 +104,15 @@ def main() -> int:
     trs = make_transcripts(a.n, a.turns, a.seed)
     n_turns = sum(len(t.turns) for t in trs)
     evaluate(shipped, trs[0])  # warm-up: opencc, pypinyin dictionaries, rapidfuzz import
+    forty = forty_rules(shipped, load_pack(ROOT / "rules/customer_service_zh.yaml"))
     variants = [("exact only (pinyin off, fuzzy off)", toggled(shipped, False, False)),
                 ("pinyin on, fuzzy off", toggled(shipped, None, False)),
-                ("as shipped (pinyin + fuzzy on closing)", shipped)]
-    print(f"{a.n} transcripts, {n_turns} turns ({n_turns / a.n:.1f}/call), {len(shipped.rules)} rules, "
+                ("as shipped (pinyin + fuzzy on closing)", shipped),
+                ("40 rules, exact only", toggled(forty, False, False)),
+                ("40 rules, as shipped", forty)]
+    for _, p in variants:
+        evaluate(p, trs[0])  # build each pack's phrase index outside the timing
+    print(f"{a.n} transcripts, {n_turns} turns ({n_turns / a.n:.1f}/call), {len(shipped.rules)}/40 rules, "
           f"Python {sys.version.split()[0]}")
     print()
     print(f"| {'variant':<40} | {'seconds':>8} | {'calls/s':>8} | {'µs/call':>8} | {'tolerant hits':>13} |")

