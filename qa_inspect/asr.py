@@ -94,6 +94,7 @@ class ASRConfig:
     vad_filter: bool = True
     cpu_threads: int = 0
     batch_size: int = 0  # >0: BatchedInferencePipeline
+    diarize_mono: bool = True  # mono calls: speakers by voice (qa_inspect.diarize), else by content only
 
     def key(self) -> str:
         """Hash of what changes the transcript (cpu_threads doesn't)."""
@@ -192,8 +193,7 @@ class WhisperTranscriber:
             method = "channel"
         else:
             segs = self.transcribe_array(audio.mono, lang)
-            turns = assign_roles_by_content(segs, lang)
-            method = "content"
+            turns, method = mono_turns(segs, audio.mono, lang, self.cfg.diarize_mono)
         return Transcript(call_id=call_id, language=lang, turns=tuple(turns),
                           duration=round(audio.duration, 2), role_method=method,
                           asr=self.describe())
@@ -211,6 +211,99 @@ _CUSTOMER_CUES = {
 }
 
 
+def _cues(text: str, lang: str) -> tuple[int, int]:
+    low = text.lower()
+    return sum(c in low for c in _AGENT_CUES[lang]), sum(c in low for c in _CUSTOMER_CUES[lang])
+
+
+def mono_turns(segs: Sequence[Segment], signal: np.ndarray, language: str | None,
+               use_diarization: bool = True) -> tuple[list[Turn], str]:
+    """(turns with roles, role_method) for a mono call: by voice when diarization works, else by content."""
+    if use_diarization and segs:
+        try:
+            from .diarize import DiarizationError, diarize
+
+            turns = assign_roles_by_speaker(segs, diarize(signal), language)
+            agree, n = _cue_agreement(turns, language)
+            if n >= 3 and agree < 0.7 * n:  # the voices were split, but not into agent and customer
+                raise DiarizationError(f"speaker roles contradict the words in {n - agree} of {n} turns "
+                                       "with a clear cue")
+            return turns, "diarization"
+        except Exception as e:  # no model, one voice, too little speech: content still gives roles
+            log.warning("diarization failed (%s: %s); assigning roles by content", type(e).__name__, e)
+    return assign_roles_by_content(segs, language), "content"
+
+
+def _cue_agreement(turns: Sequence[Turn], language: str | None) -> tuple[int, int]:
+    """(turns whose role matches their clear agent/customer cue, turns with a clear cue)."""
+    lang = "en" if language == "en" else "zh"
+    agree = n = 0
+    for t in turns:
+        a, c = _cues(t.text, lang)
+        if a != c:
+            n += 1
+            agree += (a > c) == (t.role == "agent")
+    return agree, n
+
+
+def _split_by_speaker(s: Segment, speakers, lang: str, min_run_s: float = 1.0) -> list[tuple[int | None, Segment]]:
+    """Split a Whisper segment where the speaker changes (by its words' times); runs of words
+    shorter than ``min_run_s`` join their neighbour (a label flicker is not a turn change)."""
+    from .diarize import speaker_at
+
+    if not s.words:
+        return [(speaker_at(s.start, s.end, speakers), s)]
+    runs: list[list] = []
+    for w in s.words:
+        lab = speaker_at(w.start, w.end, speakers)
+        if runs and runs[-1][0] == lab:
+            runs[-1][1].append(w)
+        else:
+            runs.append([lab, [w]])
+
+    def length(ws) -> float:
+        return ws[-1].end - ws[0].start
+
+    while len(runs) > 1:  # fold the shortest run into its previous neighbour (the first: its next)
+        k = min(range(len(runs)), key=lambda i: length(runs[i][1]))
+        if length(runs[k][1]) >= min_run_s:
+            break
+        j = k - 1 if k > 0 else 1
+        lo, hi = min(j, k), max(j, k)
+        runs[lo:hi + 1] = [[runs[j][0], runs[lo][1] + runs[hi][1]]]
+        folded: list[list] = []
+        for lab, ws in runs:
+            if folded and folded[-1][0] == lab:
+                folded[-1][1].extend(ws)
+            else:
+                folded.append([lab, ws])
+        runs = folded
+    merged = runs
+    if len(merged) == 1:
+        return [(merged[0][0], s)]
+    sep = " " if lang == "en" else ""
+    out = []
+    for lab, ws in merged:
+        text = sep.join(w.text.strip() for w in ws).strip()
+        out.append((lab, Segment(start=ws[0].start, end=ws[-1].end, text=text, words=list(ws))))
+    return out
+
+
+def assign_roles_by_speaker(segs: Sequence[Segment], speakers, language: str | None) -> list[Turn]:
+    """Mono with diarization: split segments at speaker changes, then the agent is the speaker
+    whose words carry more service phrases than customer phrases (ties: who speaks first)."""
+    lang = "en" if language == "en" else "zh"
+    pieces = [p for s in segs for p in _split_by_speaker(s, speakers, lang)]
+    score: dict[int | None, int] = {}
+    for lab, seg in pieces:
+        a, c = _cues(seg.text, lang)
+        score[lab] = score.get(lab, 0) + a - c
+    first = pieces[0][0] if pieces else None
+    agent = max(score, key=lambda k: (score[k], k == first)) if score else None
+    return [Turn(role="agent" if lab == agent else "customer", text=seg.text, start=seg.start,
+                 end=seg.end, words=tuple(seg.words)) for lab, seg in pieces]
+
+
 def assign_roles_by_content(segs: Sequence[Segment], language: str | None) -> list[Turn]:
     """Mono without diarization: the agent is who says the service phrases.
 
@@ -221,9 +314,7 @@ def assign_roles_by_content(segs: Sequence[Segment], language: str | None) -> li
     turns: list[Turn] = []
     prev = "customer"
     for s in segs:
-        low = s.text.lower()
-        a = sum(c in low for c in _AGENT_CUES[lang])
-        c = sum(c in low for c in _CUSTOMER_CUES[lang])
+        a, c = _cues(s.text, lang)
         role = "agent" if a > c else "customer" if c > a else ("customer" if prev == "agent" else "agent")
         turns.append(Turn(role=role, text=s.text, start=s.start, end=s.end, words=tuple(s.words)))
         prev = role

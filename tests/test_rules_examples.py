@@ -38,8 +38,11 @@ def test_shipped_pack_examples_pass(root, pack_path):
     pack, problems = parse_pack(text, pack_path)
     assert not problems, problems
     for rule in pack.rules:
+        if rule.match.metric is not None and rule.match_expr is None:
+            assert not rule.examples, rule.id  # metric rules: example dialogues carry no metrics
+            continue
         kinds = [e.kind for e in rule.examples]
-        assert 2 <= kinds.count("hit") <= 4 and 1 <= kinds.count("miss") <= 3, rule.id
+        assert 2 <= kinds.count("hit") <= 6 and 1 <= kinds.count("miss") <= 4, rule.id
     failures = [f"{o.where} {o.rule_id} {o.name}: {o.example.describe()} — {o.reason}"
                 for outs in run_examples(pack).values() for o in outs if o.status == "fail"]
     assert not failures, "\n".join(failures)

@@ -63,13 +63,20 @@ def evaluate_pack_against_labels(pack: RulePack, transcripts: list[Transcript],
 
     Only calls present in both ``transcripts`` and ``labels`` count; a call without a label for
     an item does not count for that item."""
+    # metric: rules need the call metrics, computed as the pipeline's score_transcript does
+    # (enrichment is a stage above the engine, hence imported here, not at module level)
+    from ..enrich import enrich
+    from ..metrics import talk_metrics
+
     items = [r.id for r in pack.rules if any(r.id in lab for lab in labels.values())]
     scores = {i: ItemScore(i) for i in items}
     for tr in transcripts:
         lab = labels.get(tr.call_id)
         if lab is None:
             continue
-        predicted = {r.rule_id: r.matched for r in evaluate(pack, tr)}
+        tr = enrich(tr)
+        metrics = {**talk_metrics(tr), **tr.metrics}
+        predicted = {r.rule_id: r.matched for r in evaluate(pack, tr, metrics)}
         for item in items:
             if item not in lab:
                 continue

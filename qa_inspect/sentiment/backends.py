@@ -1,0 +1,265 @@
+"""Sentiment scorers: text → score in [-1, 1] (negative … positive), one batch per call.
+
+- ``LexiconScorer``: the hand-written customer-service lexicon (``lexicon.py``); no model, µs/turn.
+- ``CombinedScorer`` (default): a fixed weighted sum of the lexicon, few-shot similarity to
+  short anchor sentences over the packaged multilingual sentence encoder
+  (``qa_inspect.embeddings``), and ``snownlp``/``jiagu`` sentiment as features.
+- ``TransformersScorer``: a ``transformers`` text-classification pipeline over a model directory
+  the user supplies (never a hub download), labels mapped to [-1, 1].
+- ``FixedScorer``: a fake for fast tests (scores looked up by substring).
+
+No Chinese sentiment model for ``transformers`` ships on PyPI, so the default is the
+combination of what does ship; ``bench/sentiment_eval.py`` measures each part.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import ModelMissingError
+from .lexicon import Lexicon, is_filler, lexicon_score
+
+log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    name: str
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        """One score in [-1, 1] per text (0 for empty / filler-only texts); ``roles`` (one per
+        text, agent/customer) lets a scorer spend its expensive parts where they matter."""
+        ...
+
+
+def _clip(x: float) -> float:
+    return max(-1.0, min(1.0, float(x)))
+
+
+class LexiconScorer:
+    name = "lexicon"
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon or Lexicon.default()
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        return [0.0 if is_filler(t) else lexicon_score(t, self.lexicon) for t in texts]
+
+
+# Few-shot anchors: short, generic customer-service sentences (written for this purpose).
+NEGATIVE_ANCHORS = (
+    "你们这是什么服务态度", "我非常不满意", "问题到现在还是没有解决", "我要投诉你们",
+    "太过分了你们怎么能这样", "等了这么久还没有人处理", "我不接受这个处理结果", "你们就是在推卸责任",
+    "这根本不是我的问题", "我已经说了很多遍了", "我很生气", "这样处理不合理",
+    "This is ridiculous, I want to complain", "My problem is still not solved",
+)
+POSITIVE_ANCHORS = (
+    "好的谢谢你", "非常感谢你的帮助", "问题已经解决了", "可以就这样处理吧", "没问题谢谢",
+    "辛苦你了再见", "我很满意", "好的我明白了", "太好了谢谢",
+    "Thank you so much, that solves it", "Great, that's fine",
+)
+NEUTRAL_ANCHORS = (
+    "我想查一下我的订单", "我的手机号是多少", "请问是什么时候下的单", "我在家里",
+    "就是那个外卖", "你稍等一下", "What is my order number",
+)
+
+
+class EmbeddingScorer:
+    """Few-shot: (similarity to the nearest negative anchors) vs (positive anchors) vs neutral."""
+
+    name = "embedding"
+    TOP = 2  # mean of the top-2 similarities per class
+    TEMPERATURE = 0.08  # softmax temperature over the three class similarities
+
+    @cached_property
+    def _anchors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from .. import embeddings
+        return (embeddings.embed(NEGATIVE_ANCHORS), embeddings.embed(POSITIVE_ANCHORS),
+                embeddings.embed(NEUTRAL_ANCHORS))
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        from .. import embeddings
+        keep = [i for i, t in enumerate(texts) if not is_filler(t)]
+        out = [0.0] * len(texts)
+        if not keep:
+            return out
+        v = embeddings.embed([texts[i] for i in keep])  # one batch per call
+        sims = []
+        for a in self._anchors:
+            s = np.sort(v @ a.T, axis=1)[:, -self.TOP:].mean(axis=1)
+            sims.append(s)
+        z = np.stack(sims, axis=1) / self.TEMPERATURE
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        for j, i in enumerate(keep):
+            out[i] = _clip(p[j, 1] - p[j, 0])
+        return out
+
+
+class SnowNLPScorer:
+    """snownlp's Naive Bayes (trained on product reviews): 2·P(positive) − 1."""
+
+    name = "snownlp"
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        try:
+            from snownlp import SnowNLP
+        except ImportError as e:
+            raise ModelMissingError("the snownlp sentiment feature needs: pip install snownlp") from e
+        return [0.0 if is_filler(t) else _clip(2 * SnowNLP(t).sentiments - 1) for t in texts]
+
+
+class JiaguScorer:
+    """jiagu's sentiment classifier: ±(2·p − 1) by its label."""
+
+    name = "jiagu"
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        try:
+            import jiagu
+        except ImportError as e:
+            raise ModelMissingError("the jiagu sentiment feature needs: pip install jiagu") from e
+        out = []
+        for t in texts:
+            if is_filler(t):
+                out.append(0.0)
+                continue
+            label, p = jiagu.sentiment(t)
+            out.append(_clip((2 * p - 1) * (1 if label == "positive" else -1)))
+        return out
+
+
+# Weights of the combined scorer, picked from a coarse grid on the labelled MUSIED dev calls
+# (bench/sentiment_eval.py prints each part alone): the lexicon knows customer-service
+# language (unresolved problems, polite acceptance); the embedding anchors catch paraphrases
+# it lacks; snownlp (trained on reviews) is a strong complement on ASR text. jiagu was weaker
+# than each of them there (AUC 0.77 vs 0.91-0.93 for the end of call), so it is off by default.
+COMBINED_WEIGHTS = {"lexicon": 0.4, "embedding": 0.3, "snownlp": 0.3, "jiagu": 0.0}
+# Roles whose utterances get the embedding part (None: all). All by default: with one BLAS
+# thread the encoder costs ~1 ms per utterance; restricting it to ("customer",) halves that for
+# deployments that only read the customer metrics (the other utterances get the remaining
+# parts, re-weighted).
+EMBED_ROLES: tuple[str, ...] | None = None
+
+
+class CombinedScorer:
+    name = "combined"
+
+    def __init__(self, weights: Mapping[str, float] | None = None,
+                 embed_roles: Sequence[str] | None = EMBED_ROLES) -> None:
+        self.weights = {k: w for k, w in (weights or COMBINED_WEIGHTS).items() if w}
+        self.embed_roles = None if embed_roles is None else tuple(embed_roles)
+        self.parts: dict[str, Scorer] = {"lexicon": LexiconScorer(), "embedding": EmbeddingScorer(),
+                                         "jiagu": JiaguScorer(), "snownlp": SnowNLPScorer()}
+
+    def _uses(self, part: str, role: str | None) -> bool:
+        return part != "embedding" or self.embed_roles is None or role in self.embed_roles
+
+    def features(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> dict[str, list[float | None]]:
+        """Each weighted part's scores (None where a part was not run for that text's role)."""
+        rl = list(roles) if roles is not None else [None] * len(texts)
+        out: dict[str, list[float | None]] = {}
+        for k in self.weights:
+            idx = [i for i, r in enumerate(rl) if self._uses(k, r)]
+            col: list[float | None] = [None] * len(texts)
+            for i, v in zip(idx, self.parts[k].score([texts[i] for i in idx]) if idx else []):
+                col[i] = v
+            out[k] = col
+        return out
+
+    def combine(self, feats: Mapping[str, Sequence[float | None]], n: int) -> list[float]:
+        out = []
+        for i in range(n):
+            used = [(w, feats[k][i]) for k, w in self.weights.items() if feats[k][i] is not None]
+            total = sum(w for w, _ in used)
+            out.append(_clip(sum(w * v for w, v in used) / total) if total else 0.0)
+        return out
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        return self.combine(self.features(texts, roles), len(texts))
+
+
+_STARS = re.compile(r"^\s*(\d)\s*stars?\s*$", re.I)
+
+
+def label_value(label: str, n_labels: int, index: int) -> float:
+    """Where a classifier label sits on [-1, 1]: negative/neutral/positive by name, "N stars"
+    linearly, else LABEL_k spread evenly (2 labels: -1, 1; 3: -1, 0, 1)."""
+    low = label.lower()
+    if "neg" in low:
+        return -1.0
+    if "pos" in low:
+        return 1.0
+    if "neu" in low:
+        return 0.0
+    m = _STARS.match(low)
+    if m:
+        return (int(m.group(1)) - 3) / 2.0
+    if n_labels < 2:
+        return 0.0
+    return -1.0 + 2.0 * index / (n_labels - 1)
+
+
+class TransformersScorer:
+    """A local text-classification model: score = Σ P(label) · value(label)."""
+
+    name = "transformers"
+
+    def __init__(self, model_path: str | Path | None, label_values: Mapping[str, float] | None = None,
+                 batch_size: int = 32) -> None:
+        if not model_path:
+            raise ModelMissingError("sentiment backend 'transformers' needs a local model directory: "
+                                    "set QA_INSPECT_SENTIMENT_MODEL=/path/to/model "
+                                    "(a text-classification model saved with save_pretrained)")
+        p = Path(model_path).expanduser()
+        if not (p / "config.json").is_file():
+            raise ModelMissingError(f"sentiment model directory {p} has no config.json: set "
+                                    "QA_INSPECT_SENTIMENT_MODEL to a local text-classification model "
+                                    "saved with save_pretrained (no hub downloads)")
+        self.path = p
+        self.label_values = dict(label_values or {})
+        self.batch_size = batch_size
+
+    @cached_property
+    def _pipe(self):
+        try:
+            from transformers import pipeline
+        except ImportError as e:
+            raise ModelMissingError("sentiment backend 'transformers' needs: pip install transformers torch") from e
+        # local_files_only: a path that is not a local model must fail, never fetch from the hub
+        pipe = pipeline("text-classification", model=str(self.path), tokenizer=str(self.path),
+                        top_k=None, device=-1, local_files_only=True)
+        id2label = pipe.model.config.id2label
+        n = len(id2label)
+        self._values = {str(lab): self.label_values.get(str(lab), label_value(str(lab), n, int(i)))
+                        for i, lab in id2label.items()}
+        return pipe
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        keep = [i for i, t in enumerate(texts) if not is_filler(t)]
+        out = [0.0] * len(texts)
+        if not keep:
+            return out
+        pipe = self._pipe
+        res = pipe([texts[i] for i in keep], batch_size=self.batch_size, truncation=True)
+        for i, labels in zip(keep, res):
+            out[i] = _clip(sum(d["score"] * self._values[str(d["label"])] for d in labels))
+        return out
+
+
+class FixedScorer:
+    """A fake for fast tests: the first ``mapping`` key found in a text gives its score, else ``default``."""
+
+    name = "fixed"
+
+    def __init__(self, mapping: Mapping[str, float], default: float = 0.0) -> None:
+        self.mapping = dict(mapping)
+        self.default = default
+
+    def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
+        return [next((_clip(v) for k, v in self.mapping.items() if k in t), self.default) for t in texts]

@@ -1,0 +1,222 @@
+"""Sentiment: lexicon behaviour, call-level metrics, backends, the customer_negative_end rule,
+and the enrichment wiring (pipeline and `rules eval`)."""
+import json
+import math
+
+import pytest
+
+from qa_inspect.errors import ModelMissingError
+from qa_inspect.records import Transcript, Turn
+from qa_inspect.sentiment import (END_WEIGHTS, FixedScorer, LexiconScorer, SentimentConfig, add_sentiment,
+                                  call_metrics, get_scorer, label_value)
+from qa_inspect.sentiment import SentimentConfigError
+
+LEX = LexiconScorer()
+
+
+def lex(text: str) -> float:
+    return LEX.score([text])[0]
+
+
+def test_lexicon_negation_flips_and_weakens():
+    assert lex("满意") > 0 > lex("不满意")
+    assert lex("好") > 0 > lex("不好")
+    assert lex("一点也不好") < 0
+    # a negated negative word is only weakly positive, not praise
+    assert lex("生气") < 0 < lex("不生气") < lex("满意")
+    assert lex("I am happy") > 0 > lex("I am not happy")
+    # whole words only: "know" does not contain the negator "no"
+    assert lex("I know") == 0.0
+
+
+def test_lexicon_intensifiers_strengthen_and_soften():
+    assert lex("非常失望") < lex("失望") < 0
+    assert lex("有点失望") > lex("失望")
+    assert lex("非常满意") >= lex("满意") > 0
+    assert lex("really terrible") < lex("terrible") < 0
+
+
+def test_lexicon_complaint_cues_and_polite_acceptance():
+    for t in ["问题还是没解决", "你们到底什么时候能退款", "又让我等", "打了三次电话都打不通", "My problem is still not solved"]:
+        assert lex(t) < 0, t
+    for t in ["好的谢谢", "没问题，辛苦你了", "thank you, that's great"]:
+        assert lex(t) > 0, t
+    # polite words that contain 不/麻烦 are not complaints
+    assert lex("不好意思") == 0.0 and lex("麻烦您帮我查一下") == 0.0
+
+
+def test_scores_stay_in_range_and_fillers_are_neutral():
+    texts = ["", "嗯", "啊啊", "喂？", "太太太太非常特别极其生气生气生气垃圾垃圾垃圾",
+             "谢谢谢谢谢谢非常感谢太好了满意满意", "不不不没没没", "hello 123 ***"]
+    scores = LEX.score(texts)
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+    assert scores[:4] == [0.0, 0.0, 0.0, 0.0]
+    assert scores[4] < -0.9 and scores[5] > 0.9
+
+
+def _call(*turns):
+    return Transcript(call_id="c1", language="zh", turns=tuple(Turn(role=r, text=t) for r, t in turns))
+
+
+def test_call_metrics_windows_from_a_hand_built_call():
+    scores = {"A1": 0.4, "C1": -0.6, "C2": -0.2, "C3": 0.0, "C4": 0.8, "C5": -1.0, "C6": 0.2, "A2": 0.0}
+    tr = _call(("agent", "A1"), ("customer", "C1"), ("customer", "嗯"), ("customer", "C2"), ("customer", "C3"),
+               ("agent", "A2"), ("customer", "C4"), ("customer", "C5"), ("customer", "C6"))
+    out = add_sentiment(tr, FixedScorer(scores))
+    m = out.metrics
+    assert m["customer_sentiment_start"] == pytest.approx((-0.6 - 0.2 + 0.0) / 3, abs=1e-4)
+    last = [0.2, -1.0, 0.8, 0.0, -0.2]  # last first; the filler 嗯 does not count
+    exp_end = sum(w * v for w, v in zip(END_WEIGHTS, last)) / sum(END_WEIGHTS)
+    assert m["customer_sentiment_end"] == pytest.approx(exp_end, abs=1e-4)
+    assert m["customer_sentiment_min"] == -1.0
+    assert m["customer_sentiment_delta"] == pytest.approx(exp_end - (-0.8 / 3), abs=1e-3)
+    assert m["agent_sentiment_mean"] == pytest.approx(0.2)
+    assert m["sentiment_scorer"] == "fixed"
+    assert [t.metrics["sentiment"] for t in out.turns][:3] == [0.4, -0.6, 0.0]
+
+
+def test_add_sentiment_keeps_other_metrics_and_omits_absent_roles():
+    tr = Transcript(call_id="c", language="zh", metrics={"max_silence_s": 3.0},
+                    turns=(Turn(role="agent", text="您好", metrics={"speech_rate": 200.0}),))
+    out = add_sentiment(tr, LEX)
+    assert out.metrics["max_silence_s"] == 3.0 and out.turns[0].metrics["speech_rate"] == 200.0
+    assert "sentiment" in out.turns[0].metrics
+    assert "customer_sentiment_end" not in out.metrics and "agent_sentiment_mean" in out.metrics
+    assert call_metrics(["customer"], ["嗯"], [0.0]) == {}
+
+
+def test_customer_negative_end_rule_fires_on_an_unhappy_ending(root):
+    from qa_inspect.metrics import talk_metrics
+    from qa_inspect.rules import evaluate, load_pack
+
+    pack = load_pack(root / "rules/customer_service_zh.yaml")
+
+    def fired(tr):
+        tr = add_sentiment(tr, LEX)
+        res = {r.rule_id: r for r in evaluate(pack, tr, {**talk_metrics(tr), **tr.metrics})}
+        return res["customer_negative_end"].matched
+
+    angry_then_calm = _call(("agent", "您好，请问有什么可以帮您"), ("customer", "你们太过分了，我非常生气"),
+                            ("agent", "非常抱歉，我马上给您处理"), ("customer", "好的，谢谢"),
+                            ("customer", "没问题，辛苦你了"), ("agent", "感谢来电，再见"))
+    unresolved = _call(("agent", "您好，请问有什么可以帮您"), ("customer", "我的外卖两个小时还没送到"),
+                       ("agent", "这个需要等商家回复"), ("customer", "到底什么时候能解决"),
+                       ("customer", "问题还是没解决，我不接受"), ("customer", "你们就是在推卸责任"),
+                       ("agent", "感谢来电，再见"))
+    assert fired(unresolved) is True
+    assert fired(angry_then_calm) is False
+    # without sentiment metrics the rule does not guess
+    (res,) = [r for r in evaluate(pack, unresolved, {}) if r.rule_id == "customer_negative_end"]
+    assert res.matched is False
+
+
+def test_config_from_env(monkeypatch):
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")
+    assert SentimentConfig.from_env().backend == "lexicon"
+    assert get_scorer().name == "lexicon" and get_scorer() is get_scorer()  # one per process
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "bert-please")
+    with pytest.raises(SentimentConfigError, match="QA_INSPECT_SENTIMENT"):
+        SentimentConfig.from_env()
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "transformers")
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT_LABELS", "positive=one")
+    with pytest.raises(SentimentConfigError, match="LABEL=number"):
+        SentimentConfig.from_env()
+
+
+def test_transformers_backend_without_a_local_model_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelMissingError, match="QA_INSPECT_SENTIMENT_MODEL"):
+        get_scorer(SentimentConfig(backend="transformers"))
+    with pytest.raises(ModelMissingError, match="no config.json"):
+        get_scorer(SentimentConfig(backend="transformers", model_path=str(tmp_path)))
+
+
+def test_label_values():
+    assert [label_value(x, 3, i) for i, x in enumerate(["Negative", "neutral", "POSITIVE"])] == [-1, 0, 1]
+    assert [label_value(f"{k} stars", 5, k - 1) for k in range(1, 6)] == [-1, -0.5, 0, 0.5, 1]
+    assert [label_value(f"LABEL_{i}", 3, i) for i in range(3)] == [-1, 0, 1]
+    assert [label_value(f"LABEL_{i}", 2, i) for i in range(2)] == [-1, 1]
+
+
+def _tiny_model(path, labels, bias):
+    """A tiny BERT classifier built here (no download): its output depends only on the bias."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"好的谢你们太差了我要投诉", "ok", "bad"]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64,
+                     id2label=dict(enumerate(labels)), label2id={x: i for i, x in enumerate(labels)})
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(cfg)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    model.save_pretrained(path)
+    BertTokenizer(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+
+
+def test_transformers_backend_over_a_self_built_tiny_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _tiny_model(tmp_path, ["negative", "positive"], [0.0, math.log(3.0)])  # P(positive) = 0.75
+    scorer = get_scorer(SentimentConfig(backend="transformers", model_path=str(tmp_path)))
+    scores = scorer.score(["好的谢谢", "你们太差了我要投诉", "嗯", "ok bad"])
+    assert scores[0] == pytest.approx(0.5, abs=1e-4) and scores[1] == pytest.approx(0.5, abs=1e-4)
+    assert scores[2] == 0.0  # fillers are not sent to the model
+    # labels can be placed by configuration: "positive" counted as neutral → 0.75·0 + 0.25·(−1)
+    other = get_scorer(SentimentConfig(backend="transformers", model_path=str(tmp_path),
+                                       label_values=(("positive", 0.0),)))
+    assert other.score(["好的"])[0] == pytest.approx(-0.25, abs=1e-4)
+    tr = add_sentiment(_call(("agent", "您好"), ("customer", "太差了")), scorer)
+    assert tr.metrics["customer_sentiment_end"] == pytest.approx(0.5, abs=1e-4)
+    assert tr.metrics["sentiment_scorer"] == "transformers"
+
+
+def test_combined_scorer_orders_polite_above_angry():
+    scorer = get_scorer(SentimentConfig(backend="combined"))
+    polite, neutral, angry = scorer.score(["好的，非常感谢你的帮助", "我想查一下订单", "你们这是什么态度，太过分了，我要投诉"])
+    assert -1 <= angry < neutral < polite <= 1
+    assert angry < -0.3 and polite > 0.3
+
+
+def test_enrich_puts_sentiment_into_the_exported_result(root, tmp_path, monkeypatch):
+    """A given transcript through the pipeline: enrich → metrics → rules → CallResult.to_dict()."""
+    from qa_inspect.inputs import read_input
+    from qa_inspect.pipeline import process_item, BatchSummary
+    from qa_inspect.rules import load_pack
+    from qa_inspect.store import open_store
+
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"call_id": "x1", "language": "zh", "turns": [
+        {"role": "agent", "text": "您好，请问有什么可以帮您"},
+        {"role": "customer", "text": "我的问题到底什么时候能解决"},
+        {"role": "customer", "text": "还是没解决，太失望了，我不接受"}]}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    (item,) = read_input(p, language="zh")
+    pack = load_pack(root / "rules/customer_service_zh.yaml")
+    with open_store(tmp_path / "q.db") as store:
+        res = process_item(item, pack, store, lambda: None, "none", BatchSummary())
+    d = res.to_dict()
+    assert d["status"] == "ok"
+    for k in ("customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_min",
+              "customer_sentiment_delta", "agent_sentiment_mean"):
+        assert isinstance(d["metrics"][k], float), k
+    assert d["metrics"]["customer_sentiment_end"] < -0.18
+    assert all("sentiment" in t["metrics"] for t in d["transcript"]["turns"])
+    assert {r["rule_id"]: r["matched"] for r in d["rules"]}["customer_negative_end"] is True
+
+
+def test_rules_eval_computes_the_metrics(root, monkeypatch):
+    from qa_inspect.rules import load_pack
+    from qa_inspect.rules.evaluation import evaluate_pack_against_labels
+
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")
+    pack = load_pack(root / "rules/customer_service_zh.yaml")
+    bad = Transcript(call_id="bad", language="zh", turns=(
+        Turn(role="customer", text="还是没解决，太失望了"), Turn(role="customer", text="我不接受，你们推卸责任")))
+    good = Transcript(call_id="good", language="zh", turns=(
+        Turn(role="customer", text="好的，谢谢"), Turn(role="customer", text="没问题，辛苦了")))
+    labels = {"bad": {"customer_negative_end": True}, "good": {"customer_negative_end": False}}
+    (score,) = evaluate_pack_against_labels(pack, [bad, good], labels)
+    assert (score.tp, score.fp, score.fn, score.tn) == (1, 0, 0, 1)
