@@ -107,3 +107,35 @@ def test_scope_turns_follows_role_and_window(root):
     tr = Transcript("t", "zh", tuple(Turn("agent" if i % 2 == 0 else "customer", f"t{i}", i * 2.0, i * 2.0 + 1)
                                      for i in range(7)), duration=14.0)
     assert [t.index for t in scope_turns(tr, rule.match)] == [0, 2]
+
+
+def test_composed_rule_explains_each_named_condition(tmp_path):
+    pack = tmp_path / "p.yaml"
+    pack.write_text("""pack: {id: comp, language: zh}
+rules:
+  - id: courteous
+    title: 礼貌处理
+    kind: required
+    deduction: 4
+    conditions:
+      greet: {role: agent, any: [您好]}
+      rude: {role: agent, any: [闭嘴]}
+      apology: {role: agent, any: [抱歉]}
+      slow: {metric: {name: max_silence_s, op: gt, value: 8}}
+    match: "greet and not rude and 1 of (apology, slow)"
+""", encoding="utf-8")
+    calls = tmp_path / "calls.jsonl"
+    turns = [{"role": "agent", "text": "您好，请讲", "start": 0.0, "end": 2.0},
+             {"role": "customer", "text": "我的网断了", "start": 2.5, "end": 4.0},
+             {"role": "agent", "text": "我查一下", "start": 14.0, "end": 15.0}]
+    calls.write_text(json.dumps({"call_id": "c1", "language": "zh", "turns": turns}, ensure_ascii=False) + "\n",
+                     encoding="utf-8")
+    res = _explain(pack, "--transcript", calls)
+    assert res.exit_code == 0, res.output
+    block = _section(res.output, "courteous")
+    assert block.splitlines()[0].startswith("[PASS] courteous")
+    assert 'match:  "greet and not rude and 1 of (apology, slow)"' in block
+    assert "greet: found" in block and "【您好】" in block
+    assert "rude: not found" in block and "apology: not found" in block
+    # the metric comes from the call's talk metrics: a 10 s gap before the agent's second turn
+    assert "slow: found" in block and "max_silence_s = 10" in block

@@ -404,6 +404,9 @@ class PackIndex:
     pinyin: "ahocorasick.Automaton | None"
     exact_users: dict[str, tuple[tuple[int, str], ...]]  # phrase -> ((condition id, role), …)
     pinyin_users: dict[str, tuple[tuple[int, str], ...]]
+    # rules whose result is fixed when none of their phrases occurs (no when, no composition,
+    # no metric, no repetition, an indexable match): id -> that result once worked out
+    plain: dict[int, "RuleResult | None"]
 
     @classmethod
     def build(cls, pack: RulePack) -> "PackIndex":
@@ -419,7 +422,10 @@ class PackIndex:
             for _, needle, _, _ in prep.pinyin:
                 pu.setdefault(needle, set()).add((id(c), c.role))
         freeze = lambda d: {k: tuple(sorted(v)) for k, v in d.items()}  # noqa: E731
-        return cls(_automaton(exact), _automaton(pu), freeze(eu), freeze(pu))
+        plain = {id(r): None for r in pack.rules
+                 if r.when is None and r.match_expr is None and r.match.metric is None
+                 and not r.match.repeated and r.match.any and not r.match.similar_to}
+        return cls(_automaton(exact), _automaton(pu), freeze(eu), freeze(pu), plain)
 
 
 def _fuzzy_pieces(n: str, budget: int) -> list[str]:
@@ -450,43 +456,39 @@ def pack_index(pack: RulePack) -> PackIndex:
 _NOTHING: frozenset[int] = frozenset()
 
 
-def _turn_pinyin(t: PreparedTurn) -> str:
-    """``t.pinyin`` without the cached_property machinery (its lock is slow in Python 3.11);
-    fills the same cache, so later reads of ``t.pinyin``/``t.syllables`` agree."""
-    d = t.__dict__
-    hay = d.get("pinyin")
-    if hay is None:
-        syl = d.get("syllables")
-        if syl is None:
-            d["syllables"] = syl = _pinyin_list(t.norm)
-        d["pinyin"] = hay = _spaced(syl)
-    return hay
-
-
 class CallIndex:
     """Per call: for each condition (by id), the turns where one of its ``any`` phrases occurs
     exactly, and (worked out on first use) those where one of their pinyin needles occurs."""
 
     def __init__(self, turns: list[PreparedTurn], pidx: PackIndex) -> None:
         self.turns, self.pidx = turns, pidx
-        self.exact = self._hits(pidx.exact, pidx.exact_users, lambda t: t.norm)
+        # the whole call in one string, turns separated by NUL (normalised text never holds
+        # one): one automaton pass per call instead of one per turn
+        self.joined = "\x00".join(t.norm for t in turns)
+        self.exact = self._hits(pidx.exact, pidx.exact_users, self.joined)
         self._pinyin: dict[int, set[int]] | None = None
 
-    def _hits(self, a, users: dict[str, tuple[tuple[int, str], ...]], hay) -> dict[int, set[int]]:
-        """condition id -> the turns of its role where one of its words occurs."""
+    def _hits(self, a, users: dict[str, tuple[tuple[int, str], ...]], hay: str) -> dict[int, set[int]]:
+        """condition id -> the turns of its role where one of its words occurs in ``hay`` (the
+        call's turns joined by NUL, so the turn of a match is the number of NULs before it)."""
         out: dict[int, set[int]] = {}
         if a is None:
             return out
-        for t in self.turns:
-            role, i = t.role, t.index
-            for w in {w for _, w in a.iter(hay(t))}:
-                for cid, r in users.get(w, ()):
-                    if r == role or r == "any":
-                        if cid in out:
-                            out[cid].add(i)
-                        else:
-                            out[cid] = {i}
+        turns, count = self.turns, hay.count
+        for end, w in a.iter(hay):
+            i = count("\x00", 0, end)
+            role = turns[i].role
+            for cid, r in users.get(w, ()):
+                if r == role or r == "any":
+                    if cid in out:
+                        out[cid].add(i)
+                    else:
+                        out[cid] = {i}
         return out
+
+    def _pinyin_hay(self) -> str:
+        """The call's pinyin (" syl syl … "), turns separated by a NUL syllable, read in one pass."""
+        return _spaced(_pinyin_list(self.joined))
 
     def candidates(self, cond: Condition) -> "set[int] | frozenset[int] | None":
         """The turns ``cond`` can match at all (an ``any`` phrase, one of its pinyin needles or,
@@ -497,7 +499,7 @@ class CallIndex:
         out = self.exact.get(id(cond), _NOTHING)
         if cond.pinyin and _prep(cond).pinyin:
             if self._pinyin is None:
-                self._pinyin = self._hits(self.pidx.pinyin, self.pidx.pinyin_users, _turn_pinyin)
+                self._pinyin = self._hits(self.pidx.pinyin, self.pidx.pinyin_users, self._pinyin_hay())
             py = self._pinyin.get(id(cond))
             if py:
                 out = out | py
@@ -813,8 +815,20 @@ def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | No
 def evaluate(pack: RulePack, transcript: Transcript, metrics: dict | None = None) -> tuple[RuleResult, ...]:
     """``metrics``: the call's metrics (talk, acoustic, sentiment) for ``metric:`` conditions."""
     turns = prepare(transcript)
-    index = CallIndex(turns, pack_index(pack))
-    return tuple(evaluate_rule(r, turns, transcript.duration, metrics, index) for r in pack.rules)
+    pidx = pack_index(pack)
+    index = CallIndex(turns, pidx)
+    out = []
+    for r in pack.rules:
+        if id(r) in pidx.plain and not index.candidates(r.match):
+            # nothing it looks for occurs in the call: the rule's no-evidence result, as
+            # evaluate_rule would build it (the same for every call; worked out once)
+            res = pidx.plain[id(r)]
+            if res is None:
+                res = pidx.plain[id(r)] = evaluate_rule(r, [], None)
+            out.append(res)
+        else:
+            out.append(evaluate_rule(r, turns, transcript.duration, metrics, index))
+    return tuple(out)
 
 
 def match_context(rule: Rule, turns: list[PreparedTurn], duration: float | None) -> set[int] | None:
