@@ -137,11 +137,40 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class ScoreItem:
+    """One line of a call's score breakdown: what one scorecard item did to the score."""
+
+    rule_id: str
+    section: str  # scorecard section id; "bonus", "fatal", or the rule's category (no scorecard)
+    outcome: str  # the rule's outcome: pass | fail | hit | n/a
+    points: float  # effect on the score: negative = deduction, positive = bonus, 0 = none
+    possible: float = 0.0  # the item's nominal points in the scorecard
+    note: str = ""  # why: "n/a: excluded", "section cap 15 reached", "fatal: call scores 0"
+    evidence: str = ""  # reference to the words behind it: "turn 4 agent 00:35: …" or the rule's reason
+    turns: tuple[int, ...] = ()  # turn indexes of the evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["turns"] = list(self.turns)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ScoreItem":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "turns"}
+        return cls(**kw, turns=tuple(d.get("turns") or ()))
+
+
+@dataclass(frozen=True)
 class Score:
     score: float
     grade: str
     fatal: bool
     deductions: tuple[tuple[str, float], ...] = ()  # (rule_id, points)
+    # added for scorecards (qa_inspect.scorecard): the per-item breakdown and what produced it
+    breakdown: tuple[ScoreItem, ...] = ()
+    scorecard_id: str = ""  # "" = the rule pack's own deductions (qa_inspect.scoring)
+    scorecard_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +208,9 @@ class CallResult:
             "status": self.status, "error": self.error,
             "score": sc.score if sc else None, "grade": sc.grade if sc else None,
             "fatal": sc.fatal if sc else False,
+            "score_breakdown": [i.to_dict() for i in sc.breakdown] if sc else [],
+            "scorecard_id": sc.scorecard_id if sc else "",
+            "scorecard_version": sc.scorecard_version if sc else "",
             "rules": [r.to_dict() for r in self.rules],
             "metrics": dict(self.metrics),
             "transcript": self.transcript.to_dict() if self.transcript else None,
@@ -195,7 +227,11 @@ class CallResult:
                          language=d.get("language", ""))
         score = None
         if d.get("score") is not None:
-            score = Score(score=d["score"], grade=d["grade"], fatal=d.get("fatal", False))
+            items = tuple(ScoreItem.from_dict(i) for i in d.get("score_breakdown") or ())
+            score = Score(score=d["score"], grade=d["grade"], fatal=d.get("fatal", False),
+                          deductions=tuple((i.rule_id, -i.points) for i in items if i.points < 0),
+                          breakdown=items, scorecard_id=d.get("scorecard_id", ""),
+                          scorecard_version=d.get("scorecard_version", ""))
         tr = Transcript.from_dict(d["transcript"]) if d.get("transcript") else None
         return cls(call=call, status=d["status"], error=d.get("error", ""), transcript=tr,
                    rules=tuple(RuleResult.from_dict(r) for r in d.get("rules", [])),

@@ -1,0 +1,254 @@
+"""Record a drawn sample (database + worksheet) and import a reviewer's filled worksheet."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import QAError
+from ..store import SQLiteStore
+from .db import WorkflowError, ensure_schema, now_iso
+from .sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
+from .worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
+                        rows_for_call, write_worksheet)
+
+FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
+
+
+def _redactor(redact: bool) -> Callable[[str], str] | None:
+    if not redact:
+        return None
+    try:  # written alongside this module by another change; imported only when needed
+        from ..redact import redact_text
+    except ImportError as e:
+        raise WorkflowError(f"--redact needs qa_inspect.redact ({e}); use --no-redact to write evidence as is")
+    return redact_text
+
+
+@dataclass
+class SampleInfo:
+    sample_id: str
+    worksheet: Path
+    draw: Draw
+    rows: int
+    new: bool  # False: the same sample (plan, seed, calls) was drawn before
+
+    def summary(self) -> dict[str, Any]:
+        return {"sample_id": self.sample_id, "worksheet": str(self.worksheet), "rows": self.rows,
+                "new": self.new, **describe_draw(self.draw)}
+
+
+def create_sample(store: SQLiteStore, plan: SamplingPlan, seed: int, out: str | Path, *,
+                  redact: bool = True) -> SampleInfo:
+    """Draw the sample, record it in the database (one transaction) and write the worksheet."""
+    red = _redactor(redact)
+    db = ensure_schema(store.db)
+    results = {r.call.call_id: r for r in store.results()}
+    draw = draw_sample(list(results.values()), plan, seed)
+    sid = sample_id_for(plan, seed, draw.ids) + ("" if redact else "-raw")
+    rows: list[SheetRow] = []
+    for d in draw.calls:
+        rows += rows_for_call(sid, results[d.call_id], red)
+    new = db.execute("SELECT 1 FROM qc_samples WHERE sample_id=?", (sid,)).fetchone() is None
+    with db:
+        db.execute("INSERT OR REPLACE INTO qc_samples VALUES (?,?,?,?,?,?,?)",
+                   (sid, plan.id, plan.version, plan.hash, seed, now_iso(), str(out)))
+        for d in draw.calls:
+            r = results[d.call_id]
+            sc = r.score
+            db.execute("INSERT OR REPLACE INTO qc_sample_calls VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (sid, r.call.call_id, r.call.agent_id, r.call.started_at, r.call.path, d.reason,
+                        sc.score if sc else None, sc.grade if sc else None, int(bool(sc and sc.fatal)),
+                        r.config_hash))
+        for row in rows:
+            db.execute("INSERT OR REPLACE INTO qc_sample_items VALUES (?,?,?,?,?,?,?,?)",
+                       (sid, row.call_id, row.item, row.title, row.machine_verdict, row.machine_points,
+                        row.evidence, row.time))
+    meta = {"sample_id": sid, "plan": f"{plan.id} {plan.version} ({plan.source})", "seed": seed,
+            "calls": len(draw.calls), "redacted": "yes" if redact else "no", "created_at": now_iso()}
+    path = write_worksheet(out, rows, meta)
+    return SampleInfo(sid, path, draw, len(rows), new)
+
+
+# --- import -------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    source: str
+    rows: int = 0  # data rows read (blank rows not counted)
+    items: int = 0  # item verdicts recorded
+    scores: int = 0  # manual call scores recorded
+    not_reviewed: int = 0  # rows left blank by the reviewer
+    errors: list[QAError] = field(default_factory=list)
+    calls: set[str] = field(default_factory=set)
+
+
+def _sheet_rows(path: Path):
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, data_only=True, read_only=True)
+    except Exception as e:  # not an xlsx, truncated file, …: one clear line
+        raise WorkflowError(f"cannot read worksheet ({type(e).__name__}: {e})", str(path))
+    if SHEET not in wb.sheetnames:
+        raise WorkflowError(f"no sheet named '{SHEET}' (sheets: {', '.join(wb.sheetnames)})", f"{path}:row 1")
+    return wb, wb[SHEET].iter_rows(values_only=True)
+
+
+def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> ImportReport:
+    """Record ``reviewer``'s verdicts and manual scores from a filled worksheet.
+
+    Validated row by row: a bad row becomes an error ``file:row N: reason`` and every good row
+    is still recorded (one transaction at the end). Verdicts are keyed by (sample, call,
+    reviewer, item), so importing the same sheet again replaces, never double counts. A header
+    without the expected columns is an error for the whole sheet (nothing can be matched)."""
+    p = Path(path)
+    if not reviewer.strip():
+        raise WorkflowError("a reviewer name is needed (--reviewer)")
+    if not p.is_file():
+        raise WorkflowError("worksheet not found", str(p))
+    db = ensure_schema(store.db)
+    rep = ImportReport(source=str(p))
+    wb, it = _sheet_rows(p)
+    try:
+        header = next(it, None)
+        names = [norm_cell(h) for h in (header or ())]
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise WorkflowError(f"missing column(s) {', '.join(missing)} (expected: {', '.join(COLUMNS)}); "
+                                "is this a worksheet written by `qa-inspect sample`?", f"{p}:row 1")
+        col = {n: names.index(n) for n in COLUMNS}
+        items: dict[tuple, tuple] = {}  # (sample, call, rule) -> (verdict, note, machine_outcome, where)
+        scores: dict[tuple, tuple] = {}  # (sample, call) -> (score, note, where)
+        seen_rows: dict[tuple, int] = {}
+        cells = []
+        for n, values in enumerate(it, start=2):
+            cell = {k: (values[i] if i < len(values) else None) for k, i in col.items()}
+            if any(norm_cell(v) != "" for v in cell.values()):
+                cells.append((n, cell))
+    finally:
+        wb.close()
+    # the sheet's own sample of each call (an added row belongs to the sample on the sheet)
+    sheet_sample: dict[str, str] = {}
+    for _n, cell in cells:
+        parts = norm_cell(cell["row_id"]).split("|")
+        if len(parts) == 3:
+            sheet_sample.setdefault(parts[1], parts[0])
+    for n, cell in cells:
+        rep.rows += 1
+        where = f"{p}:row {n}"
+        try:
+            _check_row(db, cell, where, items, scores, seen_rows, n, rep, sheet_sample)
+        except WorkflowError as e:
+            rep.errors.append(e)
+    stamp = now_iso()
+    with db:  # the good rows, all at once
+        for (sid, cid, rid), (verdict, note, outcome, where) in items.items():
+            db.execute("INSERT OR REPLACE INTO qc_review_items VALUES (?,?,?,?,?,?,?,?,?)",
+                       (sid, cid, reviewer, rid, outcome, verdict, note, where, stamp))
+            rep.calls.add(cid)
+        keys = {(sid, cid) for sid, cid, _ in items} | set(scores)
+        for sid, cid in keys:
+            score, note, where = scores.get((sid, cid), (None, None, None))
+            old = db.execute("SELECT manual_score, note, source FROM qc_reviews WHERE sample_id=? AND call_id=? "
+                             "AND reviewer=?", (sid, cid, reviewer)).fetchone()
+            if score is None and old is not None:  # a sheet without the score keeps the earlier one
+                score, note, where = old
+            db.execute("INSERT OR REPLACE INTO qc_reviews VALUES (?,?,?,?,?,?,?)",
+                       (sid, cid, reviewer, score, note, where, stamp))
+            rep.calls.add(cid)
+    rep.items, rep.scores = len(items), len(scores)
+    return rep
+
+
+def _check_row(db, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
+               rep: ImportReport, sheet_sample: dict[str, str]) -> None:
+    verdict = norm_cell(cell["reviewer_verdict"]).lower()
+    note = norm_cell(cell["reviewer_note"])
+    raw_score = cell["manual_score"]
+    row_id = norm_cell(cell["row_id"])
+    call_id, item = norm_cell(cell["call_id"]), norm_cell(cell["item"])
+    if verdict and verdict not in VERDICTS:
+        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of {', '.join(VERDICTS)}", where)
+
+    if not row_id:  # a row the reviewer added: a miss the machine did not list
+        if not call_id or not item:
+            raise WorkflowError("an added row needs call_id and item (the rule id)", where)
+        sid = sheet_sample.get(call_id)
+        if sid is None:
+            raise WorkflowError(f"unknown call {call_id!r}: not in this worksheet's sample", where)
+        if verdict != "missed":
+            raise WorkflowError(f"an added row records a miss: reviewer_verdict must be 'missed', "
+                                f"not {verdict or 'blank'!r}", where)
+        if item == CALL_ITEM:
+            raise WorkflowError(f"item {CALL_ITEM} cannot be added; put the manual score on the call's row", where)
+        other = db.execute("SELECT outcome FROM qc_sample_items WHERE sample_id=? AND call_id=? AND rule_id=?",
+                           (sid, call_id, item)).fetchone()
+        if other is not None and other[0] in FLAGGED:
+            raise WorkflowError(f"item {item!r} of call {call_id!r} is already flagged by the machine "
+                                f"({other[0]}): use 'confirmed' on its row", where)
+        key = (sid, call_id, item)
+        if key in items:
+            raise WorkflowError(f"item {item!r} of call {call_id!r} already has a verdict "
+                                f"({items[key][3].rsplit(':', 1)[-1]})", where)
+        items[key] = ("missed", note, other[0] if other else "absent", where)
+        return
+
+    parts = row_id.split("|")
+    if len(parts) != 3:
+        raise WorkflowError(f"row_id {row_id!r} is not sample|call|item (hidden column edited?)", where)
+    sid, rid_call, rid_item = parts
+    if db.execute("SELECT 1 FROM qc_samples WHERE sample_id=?", (sid,)).fetchone() is None:
+        raise WorkflowError(f"unknown sample {sid!r} (was this sheet written for another database?)", where)
+    call = db.execute("SELECT agent_id, started_at, audio FROM qc_sample_calls WHERE sample_id=? AND call_id=?",
+                      (sid, rid_call)).fetchone()
+    if call is None:
+        raise WorkflowError(f"unknown call {rid_call!r}: not in sample {sid}", where)
+    stored = db.execute("SELECT title, outcome, points, evidence, time FROM qc_sample_items "
+                        "WHERE sample_id=? AND call_id=? AND rule_id=?", (sid, rid_call, rid_item)).fetchone()
+    if stored is None:
+        raise WorkflowError(f"unknown item {rid_item!r} for call {rid_call!r} in sample {sid}", where)
+    want = dict(zip(MACHINE_COLS, (rid_call, call[0], call[1], rid_item, stored[0], stored[1], stored[2],
+                                   stored[3], stored[4], call[2])))
+    edited = [c for c in MACHINE_COLS if norm_cell(cell[c]) != norm_cell(want[c])]
+    if edited:
+        shown = "; ".join(f"{c} {norm_cell(want[c])[:30]!r} → {norm_cell(cell[c])[:30]!r}" for c in edited[:3])
+        raise WorkflowError(f"machine column(s) edited: {shown} — restore them (the reviewer columns of this "
+                            "row were not recorded)", where)
+    if norm_cell(cell["check"]) != checksum(row_id, [want[c] for c in MACHINE_COLS]):
+        raise WorkflowError("checksum column edited or row copied: row not recorded", where)
+    key = (sid, rid_call, rid_item)
+    if key in seen_rows:
+        raise WorkflowError(f"duplicate row (first on row {seen_rows[key]})", where)
+    seen_rows[key] = n
+    outcome = stored[1]
+
+    if rid_item == CALL_ITEM:
+        if verdict:
+            raise WorkflowError("the (call) row takes a manual_score, not a reviewer_verdict", where)
+        if norm_cell(raw_score) == "":
+            if not note:
+                rep.not_reviewed += 1
+            return
+        try:
+            score = float(raw_score)
+        except (TypeError, ValueError):
+            raise WorkflowError(f"manual_score {raw_score!r} is not a number", where) from None
+        if not 0 <= score <= 100:
+            raise WorkflowError(f"manual_score {score:g} is outside 0–100", where)
+        scores[(sid, rid_call)] = (score, note, where)
+        return
+
+    if norm_cell(raw_score) != "":
+        raise WorkflowError("manual_score belongs on the call's (call) row, not on an item row", where)
+    if not verdict:
+        rep.not_reviewed += 1
+        return
+    flagged = outcome in FLAGGED
+    if verdict == "false_positive" and not flagged:
+        raise WorkflowError(f"false_positive on an item the machine did not flag ({outcome}); "
+                            "use 'missed' if it is a violation, 'confirmed' if not", where)
+    if verdict == "missed" and flagged:
+        raise WorkflowError(f"missed on an item the machine flagged ({outcome}); use 'confirmed' or "
+                            "'false_positive'", where)
+    items[key] = (verdict, note, outcome, where)

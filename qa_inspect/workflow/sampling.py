@@ -1,0 +1,243 @@
+"""Manual sampling (人工抽检): a seeded, reproducible draw of calls by a YAML plan.
+
+Plan (``rules/sampling_plan.yaml``)::
+
+    plan: {id: daily_qc, version: "1"}
+    include: {fatal: true, risk: true}     # every fatal call, every call with a risk hit
+    per_agent: {n: 2, stratify_by: grade}  # then up to n calls per agent, spread over score bands
+    random_share: 0.1                      # then this share of the calls still not drawn
+    filters:                               # applied first
+      min_duration_s: 20
+      exclude_agents: [A999]
+      exclude_calls: [test_call_1]
+
+Order of the draw: filters, mandatory calls (fatal, risk), per agent, random share. Calls
+drawn as mandatory count toward their agent's ``n``. Per agent, the remaining calls are
+grouped by grade and drawn one band at a time, worst band first, round robin, so an agent's
+sample covers their bad and good calls. Same database + plan + seed → the same sample
+(calls are visited in call-id order and one ``random.Random(seed)`` makes every choice).
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ..errors import RuleError
+from ..records import CallResult
+from ..rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader
+
+TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters"}
+META_KEYS = {"id", "version", "title", "description"}
+INCLUDE_KEYS = {"fatal", "risk"}
+PER_AGENT_KEYS = {"n", "stratify_by"}
+FILTER_KEYS = {"min_duration_s", "exclude_agents", "exclude_calls"}
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    id: str
+    version: str = "1"
+    title: str = ""
+    include_fatal: bool = True
+    include_risk: bool = True
+    per_agent: int = 0
+    stratify_by: str = "grade"  # grade | none
+    random_share: float = 0.0
+    min_duration_s: float = 0.0
+    exclude_agents: tuple[str, ...] = ()
+    exclude_calls: tuple[str, ...] = ()
+    source: str = ""
+    hash: str = ""
+
+
+def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
+    """Parse a plan strictly (unknown/duplicate keys, wrong types); RuleError with file:line."""
+    loader = _StrictLoader(text)
+    loader.name = file
+    try:
+        doc = loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}", f"{file}:{mark.line + 1 if mark else 0}")
+    finally:
+        loader.dispose()
+    if not isinstance(doc, _Map):
+        raise RuleError("a sampling plan must be a mapping with 'plan:'", f"{file}:1")
+    ctx = _Ctx(file=file, problems=[], variables={})
+    _check_keys(ctx, doc, TOP_KEYS, "sampling plan")
+
+    def section(key: str, allowed: set[str]) -> _Map:
+        m = doc.get(key)
+        if m is None:
+            e = _Map()
+            e.line, e.key_lines = 0, {}
+            return e
+        if not isinstance(m, _Map):
+            ctx.err(_line(doc, key), f"'{key}' must be a mapping")
+            e = _Map()
+            e.line, e.key_lines = 0, {}
+            return e
+        _check_keys(ctx, m, allowed, key)
+        return m
+
+    meta = section("plan", META_KEYS)
+    if "id" not in meta:
+        ctx.err(_line(doc, "plan") or 1, "'plan:' with an 'id' is required")
+    inc, per, flt = section("include", INCLUDE_KEYS), section("per_agent", PER_AGENT_KEYS), section("filters", FILTER_KEYS)
+
+    def boolean(m: _Map, key: str, default: bool) -> bool:
+        v = m.get(key, default)
+        if not isinstance(v, bool):
+            ctx.err(_line(m, key), f"'{key}' must be true or false, not {v!r}")
+            return default
+        return v
+
+    def number(m: _Map, key: str, default: float, lo: float, hi: float | None = None, integer: bool = False) -> float:
+        v = m.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)) \
+                or v < lo or (hi is not None and v > hi):
+            rng = f"{lo:g}…{hi:g}" if hi is not None else f"≥ {lo:g}"
+            ctx.err(_line(m, key), f"'{key}' must be {'an integer' if integer else 'a number'} {rng}, not {v!r}")
+            return default
+        return v
+
+    def ids(m: _Map, key: str) -> tuple[str, ...]:
+        v = m.get(key) or []
+        if not isinstance(v, list) or not all(isinstance(x, (str, int)) for x in v):
+            ctx.err(_line(m, key), f"'{key}' must be a list of ids")
+            return ()
+        return tuple(str(x) for x in v)
+
+    strat = per.get("stratify_by", "grade")
+    if strat not in ("grade", "none"):
+        ctx.err(_line(per, "stratify_by"), f"'stratify_by' must be grade or none, not {strat!r}")
+    plan = SamplingPlan(
+        id=str(meta.get("id", "")), version=str(meta.get("version", "1")), title=str(meta.get("title", "")),
+        include_fatal=boolean(inc, "fatal", True), include_risk=boolean(inc, "risk", True),
+        per_agent=int(number(per, "n", 0, 0, integer=True)), stratify_by=str(strat),
+        random_share=float(number(doc, "random_share", 0.0, 0.0, 1.0)),
+        min_duration_s=float(number(flt, "min_duration_s", 0.0, 0.0)),
+        exclude_agents=ids(flt, "exclude_agents"), exclude_calls=ids(flt, "exclude_calls"),
+        source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+    if ctx.problems:
+        if len(ctx.problems) == 1:
+            raise ctx.problems[0]
+        raise RuleError(f"{len(ctx.problems)} problems:\n" + "\n".join(map(str, ctx.problems)), file)
+    return plan
+
+
+def load_plan(path: str | Path) -> SamplingPlan:
+    p = Path(path)
+    if not p.is_file():
+        raise RuleError("sampling plan not found", str(p))
+    return parse_plan(p.read_text(encoding="utf-8"), str(p))
+
+
+def call_duration(r: CallResult) -> float | None:
+    """Seconds of the call: the transcript's duration, else the end of its last turn."""
+    tr = r.transcript
+    if tr is None:
+        return None
+    if tr.duration:
+        return float(tr.duration)
+    ends = [t.end for t in tr.turns if t.end is not None]
+    return float(max(ends)) if ends else None
+
+
+@dataclass(frozen=True)
+class Drawn:
+    call_id: str
+    reason: str  # fatal | risk:rule,… | per_agent:<grade> | random
+
+
+@dataclass
+class Draw:
+    calls: list[Drawn] = field(default_factory=list)
+    considered: int = 0  # ok calls with a score
+    excluded: dict[str, int] = field(default_factory=dict)  # why → count
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.call_id for d in self.calls]
+
+
+def draw_sample(results: Sequence[CallResult], plan: SamplingPlan, seed: int) -> Draw:
+    """The calls to review, each with why it was drawn (pure: no database)."""
+    rng = random.Random(seed)
+    out = Draw()
+    eligible: list[CallResult] = []
+    for r in sorted(results, key=lambda r: r.call.call_id):
+        if r.status != "ok" or r.score is None:
+            continue
+        out.considered += 1
+        why = ""
+        if r.call.call_id in plan.exclude_calls:
+            why = "excluded call"
+        elif r.call.agent_id in plan.exclude_agents:
+            why = "excluded agent"
+        elif plan.min_duration_s:
+            d = call_duration(r)
+            if d is None or d < plan.min_duration_s:
+                why = f"shorter than {plan.min_duration_s:g} s"
+        if why:
+            out.excluded[why] = out.excluded.get(why, 0) + 1
+        else:
+            eligible.append(r)
+
+    chosen: dict[str, str] = {}
+    for r in eligible:  # mandatory: every fatal call, every call with a risk hit
+        risk = [x.rule_id for x in r.risk_hits]
+        if plan.include_fatal and r.score.fatal:
+            chosen[r.call.call_id] = "fatal"
+        elif plan.include_risk and risk:
+            chosen[r.call.call_id] = "risk:" + ",".join(risk)
+
+    if plan.per_agent:
+        by_agent: dict[str, list[CallResult]] = defaultdict(list)
+        for r in eligible:
+            by_agent[r.call.agent_id].append(r)
+        for agent in sorted(by_agent):
+            calls = by_agent[agent]
+            need = plan.per_agent - sum(1 for r in calls if r.call.call_id in chosen)
+            bands: dict[str, list[CallResult]] = defaultdict(list)
+            for r in calls:
+                if r.call.call_id not in chosen:
+                    bands[r.score.grade if plan.stratify_by == "grade" else "all"].append(r)
+            # worst band first: by the band's lowest score, then by name
+            order = sorted(bands, key=lambda g: (min(r.score.score for r in bands[g]), g))
+            while need > 0 and any(bands[g] for g in order):
+                for g in order:
+                    if need <= 0 or not bands[g]:
+                        continue
+                    r = bands[g].pop(rng.randrange(len(bands[g])))
+                    chosen[r.call.call_id] = f"per_agent:{g}" if g != "all" else "per_agent"
+                    need -= 1
+
+    if plan.random_share:
+        rest = [r.call.call_id for r in eligible if r.call.call_id not in chosen]
+        k = round(plan.random_share * len(rest))
+        for cid in sorted(rng.sample(rest, k)):
+            chosen[cid] = "random"
+
+    out.calls = [Drawn(cid, chosen[cid]) for cid in sorted(chosen)]
+    return out
+
+
+def sample_id_for(plan: SamplingPlan, seed: int, call_ids: Sequence[str]) -> str:
+    """Same plan, seed and calls → the same sample id (re-running ``sample`` is idempotent)."""
+    h = hashlib.sha256(f"{plan.id}|{plan.hash}|{seed}|{'|'.join(sorted(call_ids))}".encode()).hexdigest()
+    return f"{plan.id}-s{seed}-{h[:8]}"
+
+
+def describe_draw(d: Draw) -> dict[str, Any]:
+    reasons: dict[str, int] = defaultdict(int)
+    for c in d.calls:
+        reasons[c.reason.split(":")[0]] += 1
+    return {"considered": d.considered, "drawn": len(d.calls), "by_reason": dict(reasons),
+            "excluded": dict(d.excluded)}
