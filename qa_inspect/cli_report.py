@@ -1,8 +1,156 @@
 """Supervisor and trainer commands: agent scorecards, risk alerts, example library."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+from .errors import QAError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _fail(e: QAError, code: int = 2) -> None:
+    click.echo(f"error: {e}", err=True)
+    sys.exit(code)
+
+
+def _open(db: str):
+    """The results store: a SQLite file that must exist (never create an empty one here), or a
+    ``postgresql://`` URL."""
+    import sqlite3
+
+    from .store import open_store
+
+    if "://" not in db or db.startswith("sqlite:///"):
+        path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+        if not Path(path).is_file():
+            _fail(QAError(f"{path}: results database not found (run `qa-inspect run` first)"))
+    try:
+        return open_store(db)
+    except sqlite3.Error as e:
+        _fail(QAError(f"{db}: cannot open results database ({e})"))
+    except QAError as e:
+        _fail(e)
 
 
 def register(main: click.Group) -> None:
     """Add this module's commands to the ``qa-inspect`` group."""
+
+    @main.group(context_settings=CONTEXT)
+    def report():
+        """Reports for supervisors: per-agent and per-team scorecards."""
+
+    @report.command("agents", context_settings=CONTEXT)
+    @click.option("--db", default="qa.db", show_default=True,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--from", "date_from", default=None, metavar="DATE",
+                  help="First call date (YYYY-MM-DD, the date in started_at), inclusive. Default: earliest.")
+    @click.option("--to", "date_to", default=None, metavar="DATE",
+                  help="Last call date, inclusive. Default: latest.")
+    @click.option("--team", default=None, help="Only this team.")
+    @click.option("--out", default="scorecards", show_default=True, type=click.Path(file_okay=False),
+                  help="Folder for index.html, team-*.html, agent-*.html and scorecards.xlsx.")
+    @click.option("--period", default="auto", show_default=True, type=click.Choice(["auto", "day", "week"]),
+                  help="Trend buckets (auto: days up to 31 days, else ISO weeks).")
+    @click.option("--redact/--no-redact", default=True, show_default=True,
+                  help="Hide personal data (numbers, names, addresses) in evidence text.")
+    def report_agents(db, date_from, date_to, team, out, period, redact):
+        """Per-agent and per-team scorecards: calls, mean score, grade distribution, each item's
+        pass rate against the team, top failed items with their evidence, trend, talk metrics,
+        ranking within the team, manual review scores beside machine scores (when reviews
+        exist). HTML pages open offline; the XLSX has sheets Summary, Agents, Items, Trend, Calls.
+
+        Exit code 0 on success, 2 when nothing can be reported (bad date, no calls in range)."""
+        import sqlite3
+
+        from .reports.agents import manual_scores, parse_date, select, write_agent_reports
+
+        try:
+            d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+        except QAError as e:
+            _fail(e)
+        store = _open(db)
+        try:
+            results = select(store.results(), date_from=d0, date_to=d1, team=team)
+            manual = manual_scores(store)
+            paths = write_agent_reports(results, Path(out), period=period, manual=manual, redact=redact,
+                                        date_from=d0, date_to=d1)
+        except sqlite3.DatabaseError as e:
+            _fail(QAError(f"{db}: {e}"))
+        except QAError as e:
+            _fail(e)
+        finally:
+            store.close()
+        pages = [p for p in paths if p.suffix == ".html"]
+        click.echo(f"scorecards: {len(results)} calls, {len(pages) - 1} pages"
+                   f"{'' if manual else ' (no manual review scores found)'}")
+        click.echo(f"index: {paths[0]}")
+        click.echo(f"xlsx:  {paths[-1]}")
+
+    @main.command("examples", context_settings=CONTEXT)
+    @click.option("--db", default="qa.db", show_default=True,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--rule", "rule_id", required=True, help="Rule id, e.g. forbidden_phrase.")
+    @click.option("--kind", default="violation", show_default=True, type=click.Choice(["violation", "best"]),
+                  help="violation: calls that failed/hit the rule; best: calls that passed it cleanly.")
+    @click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1), help="How many examples.")
+    @click.option("--out", default=None, type=click.Path(file_okay=False),
+                  help="Gallery folder (examples.html + clips/). Default: examples/RULE-KIND.")
+    @click.option("--context", default=3.0, show_default=True, type=click.FloatRange(min=0),
+                  help="Seconds of audio kept before and after the evidence.")
+    @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+                  help="Rule packs to read the rule's description from (default: the shipped packs).")
+    @click.option("--redact/--no-redact", default=True, show_default=True,
+                  help="Hide personal data in the excerpts and beep it in the clips.")
+    def examples(db, rule_id, kind, n, out, context, rules_paths, redact):
+        """Example library for trainers: pick the strongest calls for one rule (clear evidence,
+        high confidence, spread over agents), cut an audio clip around each piece of evidence
+        and write a gallery page with players and highlighted transcript excerpts.
+
+        Exit code 0 on success (also when no call fits: the page says so), 2 when the rule id
+        is unknown or the database cannot be read."""
+        import sqlite3
+
+        from .reports.examples import write_gallery
+
+        title, description, to_end = _rule_info(rule_id, rules_paths)
+        store = _open(db)
+        try:
+            results = list(store.results())
+            page, picked = write_gallery(
+                results, rule_id, Path(out or f"examples/{rule_id}-{kind}"), kind=kind, n=n,
+                redact=redact, context=context, rule_title=title, rule_description=description,
+                scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent)
+        except sqlite3.DatabaseError as e:
+            _fail(QAError(f"{db}: {e}"))
+        except QAError as e:
+            _fail(e)
+        finally:
+            store.close()
+        clips = sum(1 for e in picked if e.clip_file)
+        click.echo(f"examples: {len(picked)} {kind} example(s) of {rule_id}, {clips} audio clip(s)")
+        for e in picked:
+            if e.clip_error:
+                click.echo(f"  {e.result.call.call_id}: no clip ({e.clip_error})", err=True)
+        click.echo(f"gallery: {page}")
+
+
+def _rule_info(rule_id: str, paths) -> tuple[str, str, bool]:
+    """(title, description, scoped to the end of the call) of ``rule_id`` from the rule packs;
+    empty when no pack has it (the gallery then uses the stored title)."""
+    from .cli import DEFAULT_PACK, DEFAULT_PACK_EN
+    from .rules import load_pack
+
+    for p in paths or (DEFAULT_PACK, DEFAULT_PACK_EN):
+        try:
+            pack = load_pack(p)
+        except (QAError, OSError):
+            continue  # the description is a nicety; a missing pack must not stop the gallery
+        for r in pack.rules:
+            if r.id == rule_id:
+                w = r.match.window
+                to_end = any(getattr(w, a, None) for a in ("last_turns", "last_seconds", "last_share"))
+                return r.title, r.description, to_end
+    return "", "", False

@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
+from qa_inspect.reports.alerts import ALERTS_CSV, call_alerts, collect_alerts, talk_metrics, write_alerts_csv
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,9 @@ class _CallView:
     risks: list[str]
     rules: list[_RuleView]
     turns: list[dict[str, Any]]
-    alerts: list[tuple[_RuleView, str]]  # (rule, "risk" | "fatal")
+    alerts: list[tuple[_RuleView, str]]  # (rule, "risk" | "fatal" | "negative_end")
+    # talk metrics (key, label, display) from qa_inspect.reports.alerts.TALK_METRICS
+    metrics: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _evidence_view(e: Evidence) -> _EvidenceView:
@@ -233,6 +236,15 @@ def _call_view(i: int, r: CallResult) -> _CallView:
     if sc is not None and sc.fatal:
         alerts += [(by_id[id(x)], "fatal") for x in r.rules
                    if x.fatal and x.outcome in ("fail", "hit") and x.kind != "risk"]
+    # customers ending very negative (metric customer_sentiment_end) are alerts too (issue 6)
+    for a in call_alerts(r):
+        if a.reason == "negative_end":
+            ev = ([] if not a.evidence else
+                  [_evidence_view(Evidence(role=a.role, turn=a.turn or 0, start=a.start, end=a.end,
+                                           text=a.evidence, matcher="metric"))])
+            alerts.append((_RuleView(rule_id=a.rule_id, title=a.title, kind="", category="",
+                                     severity="", outcome="hit", outcome_label="", deduction="",
+                                     fatal=False, reason=a.detail, evidence=ev), a.reason))
     ev_turns = {e.turn for x in r.rules if x.outcome in ("fail", "hit") or x.matched
                 for e in x.evidence}
     turns = []
@@ -253,7 +265,7 @@ def _call_view(i: int, r: CallResult) -> _CallView:
         failed=[(x.title or x.rule_id, _num(x.deduction) if _is_num(x.deduction) and x.deduction else "")
                 for x in r.failed],
         risks=[x.title or x.rule_id for x in r.risk_hits],
-        rules=rules, turns=turns, alerts=alerts,
+        rules=rules, turns=turns, alerts=alerts, metrics=talk_metrics(r.metrics),
     )
 
 
@@ -347,7 +359,8 @@ def _atomic_write(path: Path, data: str, *, encoding: str, newline: str | None =
 def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
                        title: str = DEFAULT_TITLE,
                        summary: Mapping[str, Any] | None = None) -> Path:
-    """Write ``out_dir/report.html`` and ``out_dir/report.csv``; return the HTML path.
+    """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
+    (see ``qa_inspect.reports.alerts``); return the HTML path.
 
     ``summary`` adds key/value counters to the page header (e.g. pack id, model).
     The CSV is UTF-8 with a BOM so Excel opens Chinese text correctly.
@@ -364,6 +377,8 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
     w.writeheader()
     w.writerows(_csv_rows(results))
     _atomic_write(csv_path, buf.getvalue(), encoding="utf-8-sig", newline="")
+    # calls to act on today, one row per reason, with the evidence sentence and its time
+    write_alerts_csv(collect_alerts(results), out_dir / ALERTS_CSV)
 
     log.info("batch report: %d calls -> %s, %s", len(results), html_path, csv_path)
     return html_path
