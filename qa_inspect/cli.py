@@ -52,18 +52,28 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
                    f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
-@click.option("--db", default="qa.db", show_default=True, help="SQLite results file.")
+@click.option("--db", default="qa.db", show_default=True,
+              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra).")
 @click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
 @click.option("--layout", default="stereo_agent_left", show_default=True,
               type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
               help="Channel layout for audio without a manifest row.")
 @click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
+              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
+                   "several packs. Default: each rule's own deduction.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes that decode and transcribe in parallel (each loads the model once "
-                   "and gets cores/N CPU threads); 1 runs everything in this process.")
+                   "and gets cores/N CPU threads). Local default 1: everything in this process. "
+                   "With --executor ray: Ray actors (default one per GPU, else one per CPU core).")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: this process or a process pool; ray: Ray actors on a Ray cluster.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray cluster to join with --executor ray: auto (the cluster `ray start` runs "
+                   "on this machine), HOST:6379, or ray://HOST:10001. Default: a new local cluster.")
 @asr_options
-def run(input_path, rules_paths, db, out, layout, force, workers, language, model_path, device,
-        compute_type, batch_size):
+def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_address, language,
+        model_path, device, compute_type, batch_size, scorecard_paths=()):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
 
@@ -77,7 +87,10 @@ def run(input_path, rules_paths, db, out, layout, force, workers, language, mode
 
     try:
         paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        packs = PackSet([load_pack(p) for p in paths])  # a bad pack fails before any audio is touched
+        from .scorecard import load_scorecard
+
+        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before any audio is touched
+                        [load_scorecard(p) for p in scorecard_paths])
         items = read_input(input_path, default_layout=layout, language=language or packs.language)
     except QAError as e:
         _fail(e)
@@ -114,10 +127,19 @@ def run(input_path, rules_paths, db, out, layout, force, workers, language, mode
                 click.echo(line, err=True)
 
     click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, rules {packs.describe()}")
-    store = open_store(db)
+    try:
+        store = open_store(db)
+    except QAError as e:  # e.g. a postgresql:// server that cannot be reached
+        _fail(e)
     try:
         with bar:
-            if workers > 1:
+            if executor == "ray":
+                from .executors_ray import run_batch_ray
+
+                summary = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
+                                        force=force, on_result=show,
+                                        on_progress=lambda s, _item, _res: bar.update(s))
+            elif (workers or 1) > 1:
                 from .executors import run_batch_parallel
 
                 summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
@@ -169,10 +191,14 @@ def _run_summary_line(s) -> str:
                    f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
 @click.option("--out", default=None, type=click.Path(),
               help="Rewrite the batch report (report.html, report.csv) in this folder.")
-def rescore(db, rules_paths, out):
+@click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
+              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
+                   "several packs. Default: each rule's own deduction.")
+def rescore(db, rules_paths, out, scorecard_paths=()):
     """Re-score every stored ok call from its stored transcript with the given rule packs,
-    without audio or ASR (after a rule change). Each result is written back in its own
-    transaction; error rows are left for `run` to retry.
+    without audio or ASR (after a rule change). Results are written back a chunk of calls per
+    transaction (a killed re-score leaves each call old or new, never half); error rows are
+    left for `run` to retry.
 
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
@@ -185,7 +211,10 @@ def rescore(db, rules_paths, out):
 
     try:
         paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        packs = PackSet([load_pack(p) for p in paths])  # a bad pack fails before the db is touched
+        from .scorecard import load_scorecard
+
+        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before the db is touched
+                        [load_scorecard(p) for p in scorecard_paths])
     except QAError as e:
         _fail(e)
     try:
@@ -264,24 +293,31 @@ def transcribe(files, fmt, layout, language, model_path, device, compute_type, b
 @click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", default="jsonl", type=click.Choice(["jsonl", "csv"]), show_default=True)
 @click.option("-o", "--output", default="-", type=click.Path(), help="File to write (default stdout).")
-def export(db, fmt, output):
+@click.option("--redact/--no-redact", default=False, show_default=True,
+              help="Replace personal data (phone/ID/bank numbers, names, addresses) in transcripts "
+                   "and evidence with labels such as [手机号]; use for exports meant for trainers.")
+def export(db, fmt, output, redact):
     """Export one record per call (the public format: call_id, agent_id, status, error, score,
     grade, fatal, rules[{rule_id, matched, outcome, deduction, evidence}], metrics)."""
     import csv as csv_mod
 
+    from .redact import redact_call_dict
     from .store import open_store
+
+    def record(r):
+        return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
     store = open_store(db)
     fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         if fmt == "jsonl":
             for r in store.results():
-                fh.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+                fh.write(json.dumps(record(r), ensure_ascii=False) + "\n")
         else:
             w = csv_mod.writer(fh)
             w.writerow(["call_id", "agent_id", "status", "error", "score", "grade", "fatal", "rules", "metrics"])
             for r in store.results():
-                d = r.to_dict()
+                d = record(r)
                 w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
                             d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
                             json.dumps(d["metrics"], ensure_ascii=False)])
@@ -395,15 +431,19 @@ def rules_explain(pack_path, call_id, db, transcript_path):
         _fail(InputError("give exactly one of --db (with --call) or --transcript"))
     try:
         pack = load_pack(pack_path)
-        tr = _explain_transcript(db, transcript_path, call_id, pack.language)
+        tr, metrics = _explain_transcript(db, transcript_path, call_id, pack.language)
     except QAError as e:
         _fail(e)
     turns = prepare(tr)
     dur = f", {tr.duration:.1f} s" if tr.duration else ""
     click.echo(f"call {tr.call_id} ({len(tr.turns)} turns{dur}) — pack {pack.id} {pack.version}")
     total = 0.0
-    results = evaluate(pack, tr)
+    results = evaluate(pack, tr, metrics)
     for rule, res in zip(pack.rules, results):
+        if rule.match_expr is not None:
+            total += res.deduction
+            _explain_composed(rule, res, tr, turns, metrics)
+            continue
         total += res.deduction
         fired = res.outcome == "hit" or (rule.kind == "required" and res.outcome == "pass")
         ded = f"  -{res.deduction:g}" if res.deduction else ""
@@ -434,8 +474,40 @@ def rules_explain(pack_path, call_id, db, transcript_path):
     click.echo(f"score {sc.score:g} {sc.grade}{' (fatal)' if sc.fatal else ''}, total deduction {total:g}")
 
 
+def _explain_composed(rule, res, tr, turns, metrics) -> None:
+    """A rule built from named conditions: the expressions, then each condition found or not,
+    with its evidence, or the turns it looked at."""
+    from .rules.engine import _metric_evidence, describe_condition, find, scope_turns
+
+    ded = f"  -{res.deduction:g}" if res.deduction else ""
+    fatal = "  FATAL" if res.fatal else ""
+    click.echo("")
+    click.echo(f"[{res.outcome.upper():<4}] {rule.id} {rule.title} ({rule.kind}, {rule.severity}){ded}{fatal}")
+    if rule.when_expr is not None:
+        click.echo(f"  when:   \"{rule.when_expr}\"")
+    elif rule.when is not None:
+        click.echo(f"  when:   {describe_condition(rule.when)}")
+    else:
+        click.echo("  when:   always applies")
+    click.echo(f"  match:  \"{rule.match_expr}\"")
+    click.echo(f"  reason: {res.reason}")
+    for name, cond in rule.conditions:
+        if cond.metric is not None:
+            ev, note = _metric_evidence(cond, metrics)
+        else:
+            ev, note = find(turns, cond, tr.duration), ""
+        ok = len(ev) >= cond.min_count
+        click.echo(f"  {name}: {'found' if ok else 'not found'} — {describe_condition(cond)}"
+                   + (f" ({note})" if note else ""))
+        for e in ev:
+            click.echo("    " + _explain_evidence(e))
+        if not ok and cond.metric is None:
+            click.echo("    " + _explain_scope(scope_turns(tr, cond), cond))
+
+
 def _explain_transcript(db, transcript_path, call_id, language):
-    """The one call to explain, from the results database or a transcripts JSONL."""
+    """(transcript, call metrics) of the one call to explain, from the results database (its
+    stored metrics) or a transcripts JSONL (talk metrics and text enrichment worked out now)."""
     from .errors import InputError
 
     if db is not None:
@@ -461,7 +533,7 @@ def _explain_transcript(db, transcript_path, call_id, language):
             raise InputError(f"no call {call_id!r} in the results", db)
         if res.transcript is None:
             raise InputError(f"call {call_id!r} has no stored transcript ({res.status}: {res.error})", db)
-        return res.transcript
+        return res.transcript, dict(res.metrics)
     from .inputs import read_input
 
     items = read_input(transcript_path, language=language)
@@ -474,7 +546,11 @@ def _explain_transcript(db, transcript_path, call_id, language):
     if len(found) > 1:
         ids = ", ".join(it.call.call_id for it in found[:8]) + (" …" if len(found) > 8 else "")
         raise InputError(f"{len(found)} calls, pick one with --call ({ids})", transcript_path)
-    return found[0].transcript
+    from .enrich import enrich
+    from .metrics import talk_metrics
+
+    tr = enrich(found[0].transcript)
+    return tr, {**talk_metrics(tr), **tr.metrics}
 
 
 def _mmss(t) -> str:

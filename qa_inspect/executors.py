@@ -51,19 +51,56 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def _init_worker(cfg, log_level: int) -> None:
-    """Pool initializer: runs once per worker process."""
+def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) -> None:
+    """Pool initializer (and Ray actor constructor): runs once per worker process.
+
+    ``factory`` (picklable, e.g. a ``functools.partial``) replaces the Whisper model, for tests
+    that run the real worker path with a fake transcriber."""
     global _TRANSCRIBER, _INIT_ERROR
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
     try:
         from .asr import WhisperTranscriber
 
-        _TRANSCRIBER = WhisperTranscriber(cfg)
+        _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
+        _warm_up_enrich()
     except QAError as e:
         _INIT_ERROR = str(e)
     except Exception as e:  # report it per call rather than break the pool
         log.exception("loading the ASR model failed")
         _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+
+
+def _warm_up_enrich() -> None:
+    """Run the acoustic enrichment once on 2 s of synthetic audio, one worker process at a time.
+
+    librosa's numba kernels (``cache=True``) are compiled on first use and cached on disk; two
+    processes writing that cache at once can leave a mix that segfaults when loaded
+    (numba/numba#10128; seen here as a worker dying in ``librosa.yin``). A machine-wide file
+    lock makes the first compile happen in one process while the others wait, then load it."""
+    import fcntl
+    import tempfile
+
+    import numpy as np
+
+    from .records import Turn
+
+    with open(os.path.join(tempfile.gettempdir(), "qa_inspect-numba-warm-up.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            t = np.arange(2 * audio_mod.SAMPLE_RATE) / audio_mod.SAMPLE_RATE
+            x = (0.1 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+            pcm = audio_mod.DecodedAudio(channels=(x, x[::-1].copy()), source_rate=audio_mod.SAMPLE_RATE,
+                                         duration=2.0)
+            tr = Transcript(call_id="warm-up", language="zh", duration=2.0, turns=(
+                Turn(role="agent", text="您好请问有什么可以帮您", start=0.1, end=0.9, channel=0),
+                Turn(role="customer", text="我想查一下话费", start=1.0, end=1.9, channel=1)))
+            from .acoustics import enrich_acoustics  # the numba part only (models load later, in parallel)
+
+            enrich_acoustics(tr, pcm)
+        except Exception:  # only a warm-up: the real call reports its own failure
+            log.debug("enrichment warm-up failed", exc_info=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
@@ -134,50 +171,11 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
 
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
-
-    def finish(item: WorkItem, res: CallResult) -> None:
-        store.put_result(res)  # its own transaction, right now
-        summary.record(res)
-        if on_result:
-            on_result(res)
-        summary.notify(on_progress, t0, item, res)
-
-    def no_transcriber():  # parent-handled items never need ASR
-        raise RuntimeError("the parent does not transcribe in a parallel batch")
-
+    finish = _finisher(store, summary, t0, on_result, on_progress)
     # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
-    jobs: list[_Job] = []
-    for item in items:
-        pack, cfg, done = plan_item(item, packs, store, asr_key, force)
-        if done:
-            summary.skipped += 1
-            summary.notify(on_progress, t0, item, None)
-            continue
-        if item.error or item.transcript is not None:
-            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
-            continue
-        try:
-            ahash = audio_mod.file_hash(item.call.path)
-            tr = store.get_transcript(ahash, asr_key)
-        except Exception:
-            # unreadable file: the in-process path gives the exact same error row
-            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
-            continue
-        if tr is not None:
-            summary.audio_s += tr.duration or 0.0
-            finish(item, score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg))
-            continue
-        try:
-            size = os.path.getsize(item.call.path)
-        except OSError:
-            size = 0
-        jobs.append(_Job(item, pack, cfg, ahash, size))
-
+    jobs = plan_jobs(items, packs, store, asr_key, force, summary, finish, t0, on_progress)
     # 2. the pool: decode + ASR, longest first; results stored as each one completes
     if jobs:
-        jobs.sort(key=lambda j: -j.size)
-        for i, j in enumerate(jobs):
-            j.order = i
         n = min(workers, len(jobs))
         cfg_w = asr_cfg if asr_cfg.cpu_threads else dataclasses.replace(
             asr_cfg, cpu_threads=worker_threads(n))
@@ -211,6 +209,60 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
     return summary
 
 
+def _finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
+              ) -> Callable[[WorkItem, CallResult], None]:
+    """What the driver does with each finished call: store it (its own transaction, right
+    now), count it, tell the callbacks."""
+    def finish(item: WorkItem, res: CallResult) -> None:
+        store.put_result(res)
+        summary.record(res)
+        if on_result:
+            on_result(res)
+        summary.notify(on_progress, t0, item, res)
+    return finish
+
+
+def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, asr_key: str, force: bool,
+              summary: BatchSummary, finish: Callable[[WorkItem, CallResult], None], t0: float,
+              on_progress) -> list[_Job]:
+    """The driver's cheap part of a parallel/distributed batch: skip done calls, finish bad
+    rows, given transcripts and transcript-cache hits here; return the calls that need ASR,
+    longest first (``order`` set)."""
+    def no_transcriber():  # driver-handled items never need ASR
+        raise RuntimeError("the driver does not transcribe in a parallel batch")
+
+    jobs: list[_Job] = []
+    for item in items:
+        pack, cfg, done = plan_item(item, packs, store, asr_key, force)
+        if done:
+            summary.skipped += 1
+            summary.notify(on_progress, t0, item, None)
+            continue
+        if item.error or item.transcript is not None:
+            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            continue
+        try:
+            ahash = audio_mod.file_hash(item.call.path)
+            tr = store.get_transcript(ahash, asr_key)
+        except Exception:
+            # unreadable file: the in-process path gives the exact same error row
+            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            continue
+        if tr is not None:
+            summary.audio_s += tr.duration or 0.0
+            finish(item, score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg))
+            continue
+        try:
+            size = os.path.getsize(item.call.path)
+        except OSError:
+            size = 0
+        jobs.append(_Job(item, pack, cfg, ahash, size))
+    jobs.sort(key=lambda j: -j.size)
+    for i, j in enumerate(jobs):
+        j.order = i
+    return jobs
+
+
 def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: BatchSummary,
                worker_stats: dict[int, float] | None) -> CallResult:
     item, path = j.item, j.item.call.path
@@ -223,6 +275,14 @@ def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: 
     except Exception as e:  # e.g. a result that could not be sent back
         return error_result(item, f"{path}: internal error in worker ({type(e).__name__}: {e})",
                             j.cfg_hash)
+    return result_from_worker(out, j, store, asr_key, summary, worker_stats)
+
+
+def result_from_worker(out: dict, j: _Job, store, asr_key: str, summary: BatchSummary,
+                       worker_stats: dict[int, float] | None) -> CallResult:
+    """Turn what ``_transcribe_in_worker`` returned into the call's result (driver side):
+    store the transcript, score it; an error comes back as an error row."""
+    item, path = j.item, j.item.call.path
     if worker_stats is not None:
         worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
     if "error" in out:

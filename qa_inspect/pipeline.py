@@ -33,7 +33,11 @@ class Transcriber(Protocol):
 
 
 def config_hash(asr_key: str, pack: RulePack) -> str:
-    return hashlib.sha256(f"{asr_key}|{pack.id}|{pack.version}|{pack.hash}".encode()).hexdigest()[:16]
+    key = f"{asr_key}|{pack.id}|{pack.version}|{pack.hash}"
+    sc = getattr(pack, "scorecard", None)  # a pack bound to a scorecard (qa_inspect.scorecard)
+    if sc is not None:  # only then: hashes of runs without a scorecard stay as they were
+        key += f"|{sc.id}|{sc.version}|{sc.hash}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_hash: str = "",
@@ -43,7 +47,12 @@ def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_ha
     metrics.update(tr.metrics)  # enrichment stored with the transcript (acoustics, sentiment)
     metrics.update(extra_metrics or {})
     rules = evaluate(pack, tr, metrics)  # metric: conditions read the call metrics
-    score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
+    if getattr(pack, "scorecard", None) is not None:
+        from .scorecard import apply_scorecard
+
+        score = apply_scorecard(pack.scorecard, rules)
+    else:
+        score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
     return CallResult(call=item.call, status="ok", transcript=tr, rules=rules, score=score,
                       metrics=metrics, audio_hash=audio_hash, config_hash=cfg_hash,
                       pack_id=pack.id, pack_hash=pack.hash)
@@ -100,9 +109,15 @@ class BatchSummary:
 class PackSet:
     """Rule packs by language; a call uses the pack of its language, else the first pack."""
 
-    def __init__(self, packs: Sequence[RulePack]) -> None:
+    def __init__(self, packs: Sequence[RulePack], scorecards: Sequence = ()) -> None:
+        """``scorecards``: ``qa_inspect.scorecard.Scorecard``s, each bound to the pack it names
+        (raises RuleError if it names a pack not given or a rule the pack lacks)."""
         if not packs:
             raise ValueError("at least one rule pack is needed")
+        if scorecards:
+            from .scorecard import attach_scorecards
+
+            packs = attach_scorecards(packs, scorecards)
         self.packs = tuple(packs)
         self.by_language = {}
         for p in packs:
@@ -116,7 +131,9 @@ class PackSet:
         return self.packs[0].language
 
     def describe(self) -> str:
-        return ", ".join(f"{p.id} {p.version}" for p in self.packs)
+        return ", ".join(f"{p.id} {p.version}" + (f" (scorecard {p.scorecard.describe()})"
+                                                 if getattr(p, "scorecard", None) else "")
+                         for p in self.packs)
 
 
 def plan_item(item: WorkItem, packs: "PackSet", store: SQLiteStore, asr_key: str,
@@ -234,48 +251,19 @@ def _asr_key_of(store: SQLiteStore, old: CallResult) -> str | None:
 
 
 def rescore(store: SQLiteStore, packs: PackSet, *,
-            on_result: Callable[[CallResult, CallResult], None] | None = None) -> RescoreSummary:
+            on_result: Callable[[CallResult, CallResult], None] | None = None,
+            workers: int | None = None) -> RescoreSummary:
     """Re-evaluate every stored ok call from its stored transcript with ``packs`` (the pack of
-    the call's language, else the first) and write each result back in its own transaction.
+    the call's language, else the first) and write the results back, a chunk of calls per
+    transaction (a killed re-score leaves each row old or new, never half).
 
     No audio is read and no ASR runs. Error rows are left alone (``run`` retries them). A call
-    that cannot be re-scored keeps its stored result and is counted in ``failed``."""
+    that cannot be re-scored keeps its stored result and is counted in ``failed``. ``workers``:
+    processes that score chunks (None: one per core for large stores); see ``rescoring``."""
+    from .rescoring import rescore_store
+
     summary = RescoreSummary()
     t0 = time.perf_counter()
-    ids = store.call_ids(status="ok")  # ids first: rows are rewritten while we go
-    summary.total = len(ids)
-    for cid in ids:
-        try:
-            old = store.get_result(cid)
-            if old is None or old.status != "ok":  # changed under us
-                summary.total -= 1
-                continue
-            tr = old.transcript
-            if tr is None or not tr.turns:
-                summary.skipped += 1
-                continue
-            # CallResult.from_dict doesn't keep the call's language; the transcript has it
-            call = dataclasses.replace(old.call, language=tr.language or old.call.language)
-            pack = packs.for_language(call.language)
-            key = _asr_key_of(store, old)
-            cfg = config_hash(key if key is not None else "rescore:unknown-asr", pack)
-            fresh = talk_metrics(tr)
-            extra = {k: v for k, v in old.metrics.items() if k not in fresh}  # e.g. asr_rtf
-            new = score_transcript(WorkItem(call=call), tr, pack, audio_hash=old.audio_hash,
-                                   cfg_hash=cfg, extra_metrics=extra)
-            store.put_result(new)
-        except Exception as e:  # one bad row must not stop the batch; its stored result stays
-            log.exception("re-scoring %s failed", cid)
-            summary.failed += 1
-            summary.failures[cid] = f"{type(e).__name__}: {e}"
-            continue
-        summary.rescored += 1
-        os_, ns = old.score, new.score
-        if os_ is None or (os_.score, os_.grade, os_.fatal) != (ns.score, ns.grade, ns.fatal):
-            summary.changed += 1
-            summary.changes.append(ScoreChange(cid, os_.score if os_ else None, os_.grade if os_ else None,
-                                               ns.score, ns.grade, ns.fatal))
-        if on_result:
-            on_result(old, new)
+    rescore_store(store, packs, summary, workers=workers, on_result=on_result)
     summary.wall_s = time.perf_counter() - t0
     return summary

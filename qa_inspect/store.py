@@ -10,9 +10,35 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from .records import CallResult, Transcript
+
+try:  # orjson: 5-10x faster JSON both ways, what makes bulk re-scoring fast (optional)
+    import orjson
+
+    _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+    def dumps(obj: Any) -> str:
+        """Compact JSON text, non-ASCII kept as is (what ``json.dumps(ensure_ascii=False)`` gives)."""
+        return orjson.dumps(obj, option=_OPTS).decode()
+
+    loads = orjson.loads
+except ImportError:  # pragma: no cover - orjson is a dependency; stay usable without it
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    loads = json.loads
+
+# (call_id, agent_id, started_at, status, score, config_hash, record JSON, updated_at)
+ResultRow = tuple
+
+
+def result_row(result: CallResult, record: dict | None = None) -> ResultRow:
+    """The ``results`` row of a call; ``record`` is ``result.to_dict()`` when already built."""
+    r = record if record is not None else result.to_dict()
+    return (r["call_id"], r["agent_id"], r["started_at"], r["status"], r["score"],
+            result.config_hash, dumps(r), time.time())
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
@@ -45,12 +71,21 @@ class Store(Protocol):
     def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]: ...
     def call_ids(self, status: str | None = None) -> list[str]: ...
     def results(self) -> Iterator[CallResult]: ...
+    def count(self, status: str | None = None) -> int: ...
+    # bulk access for re-scoring (one transaction per chunk, raw JSON records)
+    def put_results(self, results: Iterable[CallResult]) -> None: ...
+    def put_rows(self, rows: Sequence[ResultRow]) -> None: ...
+    def raw_results(self, status: str = "ok", batch: int = 500) -> Iterator[list[tuple[str, str]]]: ...
+    def id_pages(self, status: str = "ok", batch: int = 500) -> Iterator[tuple[str, str]]: ...
+    def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]: ...
+    def transcript_keys(self) -> dict[str, list[str]]: ...
     def close(self) -> None: ...
 
 
 class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.url = str(self.path)  # what a re-score worker process opens its own connection with
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -60,13 +95,12 @@ class SQLiteStore:
     def get_transcript(self, audio_hash: str, asr_key: str) -> Transcript | None:
         row = self.db.execute("SELECT transcript FROM transcripts WHERE audio_hash=? AND asr_key=?",
                               (audio_hash, asr_key)).fetchone()
-        return Transcript.from_dict(json.loads(row[0])) if row else None
+        return Transcript.from_dict(loads(row[0])) if row else None
 
     def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO transcripts VALUES (?,?,?,?)",
-                            (audio_hash, asr_key, json.dumps(transcript.to_dict(), ensure_ascii=False),
-                             time.time()))
+                            (audio_hash, asr_key, dumps(transcript.to_dict()), time.time()))
 
     def done(self, call_id: str, config_hash: str) -> bool:
         """True if this call already has a result under the same pipeline config."""
@@ -74,20 +108,61 @@ class SQLiteStore:
         return bool(row and row[0] == config_hash and row[1] == "ok")
 
     def put_result(self, result: CallResult) -> None:
-        r = result.to_dict()
-        with self.db:  # one transaction per call: all or nothing
-            self.db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)",
-                (r["call_id"], r["agent_id"], r["started_at"], r["status"], r["score"],
-                 result.config_hash, json.dumps(r, ensure_ascii=False), time.time()))
+        self.put_rows([result_row(result)])  # one transaction per call: all or nothing
+
+    def put_results(self, results: Iterable[CallResult]) -> None:
+        """Several results in one transaction (all stored, or none)."""
+        self.put_rows([result_row(r) for r in results])
+
+    def put_rows(self, rows: Sequence[ResultRow]) -> None:
+        """Rows made by ``result_row``, in one transaction (all stored, or none)."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def raw_results(self, status: str = "ok", batch: int = 500) -> Iterator[list[tuple[str, str]]]:
+        """``(call_id, record JSON)`` of the results with ``status``, ``batch`` rows at a time in
+        call_id order. Paged by key, so rows rewritten meanwhile are neither missed nor seen twice."""
+        last = ""
+        while True:
+            rows = self.db.execute("SELECT call_id, record FROM results WHERE status=? AND call_id>? "
+                                   "ORDER BY call_id LIMIT ?", (status, last, batch)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield rows
+
+    def id_pages(self, status: str = "ok", batch: int = 500) -> Iterator[tuple[str, str]]:
+        """``(first, last)`` call ids of consecutive pages of ``batch`` results with ``status``
+        (call_id order; only ids are read)."""
+        last = ""
+        while True:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT call_id FROM results WHERE status=? AND call_id>? ORDER BY call_id LIMIT ?",
+                (status, last, batch))]
+            if not ids:
+                return
+            last = ids[-1]
+            yield ids[0], last
+
+    def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]:
+        """``(call_id, record JSON)`` of the results with ``status`` and ``first <= call_id <= last``."""
+        return self.db.execute("SELECT call_id, record FROM results WHERE status=? AND call_id>=? "
+                               "AND call_id<=? ORDER BY call_id", (status, first, last)).fetchall()
+
+    def transcript_keys(self) -> dict[str, list[str]]:
+        """ASR config keys stored per audio hash, oldest first (no transcript is parsed)."""
+        out: dict[str, list[str]] = {}
+        for h, k in self.db.execute("SELECT audio_hash, asr_key FROM transcripts ORDER BY created_at"):
+            out.setdefault(h, []).append(k)
+        return out
 
     def get_result(self, call_id: str) -> CallResult | None:
         row = self.db.execute("SELECT record FROM results WHERE call_id=?", (call_id,)).fetchone()
-        return CallResult.from_dict(json.loads(row[0])) if row else None
+        return CallResult.from_dict(loads(row[0])) if row else None
 
     def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
         """Every (ASR config key, transcript) stored for this audio."""
-        return [(k, Transcript.from_dict(json.loads(t))) for k, t in self.db.execute(
+        return [(k, Transcript.from_dict(loads(t))) for k, t in self.db.execute(
             "SELECT asr_key, transcript FROM transcripts WHERE audio_hash=? ORDER BY created_at",
             (audio_hash,))]
 
@@ -102,10 +177,12 @@ class SQLiteStore:
 
     def results(self) -> Iterator[CallResult]:
         for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):
-            yield CallResult.from_dict(json.loads(rec))
+            yield CallResult.from_dict(loads(rec))
 
-    def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM results WHERE status=?", (status,)).fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -118,8 +195,17 @@ class SQLiteStore:
 
 
 def open_store(url: str | Path) -> SQLiteStore:
-    """``qa.db`` or ``sqlite:///qa.db``; a server database can be added here later."""
+    """``qa.db`` or ``sqlite:///qa.db`` (the embedded default), or ``postgresql://...`` (a
+    database a team shares; needs the ``postgres`` extra: ``pip install 'qa-inspect[postgres]'``)."""
     s = str(url)
+    if s.startswith(("postgresql://", "postgres://")):
+        from .store_pg import PostgresStore
+
+        return PostgresStore(s)  # type: ignore[return-value]  # same interface (Store)
     if s.startswith("sqlite:///"):
         s = s[len("sqlite:///"):]
-    return SQLiteStore(s)
+    store = SQLiteStore(s)
+    from . import embeddings  # utterance vectors (similar_to rules) live next to the transcripts
+
+    embeddings.persist_to(store.path)
+    return store

@@ -404,8 +404,8 @@ class PackIndex:
     pinyin: "ahocorasick.Automaton | None"
     exact_users: dict[str, tuple[tuple[int, str], ...]]  # phrase -> ((condition id, role), …)
     pinyin_users: dict[str, tuple[tuple[int, str], ...]]
-    # rules whose result is fixed when none of their phrases occurs (no when, no composition,
-    # no metric, no repetition, an indexable match): id -> that result once worked out
+    # rules whose result is fixed when none of their phrases occurs, neither in ``match`` nor
+    # in ``when`` (no composition; match and when indexable): id -> that result once worked out
     plain: dict[int, "RuleResult | None"]
 
     @classmethod
@@ -423,9 +423,14 @@ class PackIndex:
                 pu.setdefault(needle, set()).add((id(c), c.role))
         freeze = lambda d: {k: tuple(sorted(v)) for k, v in d.items()}  # noqa: E731
         plain = {id(r): None for r in pack.rules
-                 if r.when is None and r.match_expr is None and r.match.metric is None
-                 and not r.match.repeated and r.match.any and not r.match.similar_to}
+                 if r.match_expr is None and _indexable(r.match)
+                 and (r.when is None or _indexable(r.when))}
         return cls(_automaton(exact), _automaton(pu), freeze(eu), freeze(pu), plain)
+
+
+def _indexable(c: Condition) -> bool:
+    """Whether ``CallIndex.candidates`` bounds where ``c`` can match (and nothing else decides)."""
+    return c.metric is None and not c.repeated and bool(c.any) and not c.similar_to
 
 
 def _fuzzy_pieces(n: str, budget: int) -> list[str]:
@@ -819,9 +824,11 @@ def evaluate(pack: RulePack, transcript: Transcript, metrics: dict | None = None
     index = CallIndex(turns, pidx)
     out = []
     for r in pack.rules:
-        if id(r) in pidx.plain and not index.candidates(r.match):
-            # nothing it looks for occurs in the call: the rule's no-evidence result, as
-            # evaluate_rule would build it (the same for every call; worked out once)
+        if (id(r) in pidx.plain and not index.candidates(r.match)
+                and (r.when is None or not index.candidates(r.when))):
+            # nothing it looks for occurs in the call: the rule's no-evidence result (fail /
+            # pass, or n/a when it has a ``when``), as evaluate_rule builds it on any call
+            # without those phrases; worked out once
             res = pidx.plain[id(r)]
             if res is None:
                 res = pidx.plain[id(r)] = evaluate_rule(r, [], None)
