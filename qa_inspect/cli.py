@@ -10,16 +10,14 @@ from pathlib import Path
 
 import click
 
+from .cli_common import CONTEXT, fail, store_errors
 from .errors import QAError
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 DEFAULT_PACK = "rules/telecom_zh.yaml"
 DEFAULT_PACK_EN = "rules/telecom_en.yaml"
 
 
-def _fail(e: QAError, code: int = 2) -> None:
-    click.echo(f"error: {e}", err=True)
-    sys.exit(code)
+_fail = fail  # one error line and an exit code (cli_common)
 
 
 @click.group(context_settings=CONTEXT)
@@ -222,19 +220,13 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
     except sqlite3.Error as e:
         _fail(QAError(f"{db}: cannot open results database ({e})"))
     html = None
-    try:
+    with store_errors(db, store):
         click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
             html = _write_report(store, out, {
                 "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
                 "changed score": summary.changed})
-    except sqlite3.DatabaseError as e:
-        _fail(QAError(f"{db}: {e}"))
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     for c in summary.changes:
         old = f"{c.old_score:5.1f} {c.old_grade or '':<2}" if c.old_score is not None else "   —    "
         click.echo(f"  {c.call_id:<28} {old} -> {c.new_score:5.1f} {c.new_grade:<2}{' FATAL' if c.fatal else ''}")

@@ -1,19 +1,16 @@
 """Supervisor and trainer commands: agent scorecards, risk alerts, example library."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from .cli_common import CONTEXT, fail, store_errors  # noqa: F401
 from .errors import QAError
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
-def _fail(e: QAError, code: int = 2) -> None:
-    click.echo(f"error: {e}", err=True)
-    sys.exit(code)
+_fail = fail  # one error line and an exit code (cli_common)
 
 
 def _open(db: str):
@@ -63,8 +60,6 @@ def register(main: click.Group) -> None:
         exist). HTML pages open offline; the XLSX has sheets Summary, Agents, Items, Trend, Calls.
 
         Exit code 0 on success, 2 when nothing can be reported (bad date, no calls in range)."""
-        import sqlite3
-
         from .reports.agents import manual_scores, parse_date, select, write_agent_reports
 
         try:
@@ -72,17 +67,11 @@ def register(main: click.Group) -> None:
         except QAError as e:
             _fail(e)
         store = _open(db)
-        try:
+        with store_errors(db, store):
             results = select(store.results(), date_from=d0, date_to=d1, team=team)
             manual = manual_scores(store)
             paths = write_agent_reports(results, Path(out), period=period, manual=manual, redact=redact,
                                         date_from=d0, date_to=d1)
-        except sqlite3.DatabaseError as e:
-            _fail(QAError(f"{db}: {e}"))
-        except QAError as e:
-            _fail(e)
-        finally:
-            store.close()
         pages = [p for p in paths if p.suffix == ".html"]
         click.echo(f"scorecards: {len(results)} calls, {len(pages) - 1} pages"
                    f"{'' if manual else ' (no manual review scores found)'}")
@@ -111,24 +100,16 @@ def register(main: click.Group) -> None:
 
         Exit code 0 on success (also when no call fits: the page says so), 2 when the rule id
         is unknown or the database cannot be read."""
-        import sqlite3
-
         from .reports.examples import write_gallery
 
         title, description, to_end = _rule_info(rule_id, rules_paths)
         store = _open(db)
-        try:
+        with store_errors(db, store):
             results = list(store.results())
             page, picked = write_gallery(
                 results, rule_id, Path(out or f"examples/{rule_id}-{kind}"), kind=kind, n=n,
                 redact=redact, context=context, rule_title=title, rule_description=description,
                 scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent)
-        except sqlite3.DatabaseError as e:
-            _fail(QAError(f"{db}: {e}"))
-        except QAError as e:
-            _fail(e)
-        finally:
-            store.close()
         clips = sum(1 for e in picked if e.clip_file)
         click.echo(f"examples: {len(picked)} {kind} example(s) of {rule_id}, {clips} audio clip(s)")
         for e in picked:

@@ -6,16 +6,14 @@ import sys
 
 import click
 
+from .cli_common import CONTEXT, fail
 from .errors import QAError
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 DB_OPTION = click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
                          help="SQLite results file written by `run`.")
 
 
-def _fail(e: QAError, code: int = 2) -> None:
-    click.echo(f"error: {e}", err=True)
-    sys.exit(code)
+_fail = fail  # one error line and an exit code (cli_common)
 
 
 def _open(db):

@@ -5,7 +5,6 @@ Every failure of one call becomes an error result; the batch goes on.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time

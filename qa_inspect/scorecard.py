@@ -44,7 +44,7 @@ import yaml
 
 from .errors import RuleError
 from .records import RuleResult, Score, ScoreItem
-from .rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader
+from .rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader, raise_problems
 from .rules.model import GradeBand, RulePack
 from .scoring import evidence_ref, grade_for
 
@@ -341,10 +341,7 @@ def load_scorecard(path: str | Path, pack: RulePack | None = None) -> Scorecard:
     if not p.exists():
         raise RuleError("scorecard not found", str(p))
     sc, problems = parse_scorecard(p.read_text(encoding="utf-8"), str(p))
-    if problems:
-        if len(problems) == 1:
-            raise problems[0]
-        raise RuleError(f"{len(problems)} problems:\n" + "\n".join(str(e) for e in problems), str(p))
+    raise_problems(problems, str(p))
     assert sc is not None
     return bind(sc, pack) if pack is not None else sc
 

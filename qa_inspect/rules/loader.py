@@ -755,15 +755,20 @@ def parse_pack(text: str, file: str = "<pack>", *, _stack: tuple[str, ...] = (),
     return pack, []
 
 
+def raise_problems(problems: list[RuleError], source: str) -> None:
+    """Raise the one problem, or one RuleError listing them all (one per line, file:line)."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise RuleError(f"{len(problems)} problems:\n" + "\n".join(str(e) for e in problems), source)
+
+
 def load_pack(path: str | Path) -> RulePack:
     """Load a pack or raise RuleError listing every problem, one per line with file:line."""
     p = Path(path)
     if not p.exists():
         raise RuleError("rule pack not found", str(p))
     pack, problems = parse_pack(p.read_text(encoding="utf-8"), str(p))
-    if problems:
-        if len(problems) == 1:
-            raise problems[0]
-        raise RuleError(f"{len(problems)} problems:\n" + "\n".join(str(e) for e in problems), str(p))
+    raise_problems(problems, str(p))
     assert pack is not None
     return pack

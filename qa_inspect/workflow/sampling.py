@@ -30,7 +30,7 @@ import yaml
 
 from ..errors import RuleError
 from ..records import CallResult
-from ..rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader
+from ..rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader, raise_problems
 
 TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters"}
 META_KEYS = {"id", "version", "title", "description"}
@@ -125,10 +125,7 @@ def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
         min_duration_s=float(number(flt, "min_duration_s", 0.0, 0.0)),
         exclude_agents=ids(flt, "exclude_agents"), exclude_calls=ids(flt, "exclude_calls"),
         source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
-    if ctx.problems:
-        if len(ctx.problems) == 1:
-            raise ctx.problems[0]
-        raise RuleError(f"{len(ctx.problems)} problems:\n" + "\n".join(map(str, ctx.problems)), file)
+    raise_problems(ctx.problems, file)
     return plan
 
 
