@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import CONTEXT, fail, store_errors
+from .cli_common import CONTEXT, DB_HELP, fail, open_existing_store, store_errors
 from .errors import QAError
 
 DEFAULT_PACK = "rules/telecom_zh.yaml"
@@ -182,8 +182,7 @@ def _run_summary_line(s) -> str:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
-              help="SQLite results file written by `run`.")
+@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
                    f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
@@ -200,12 +199,9 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
 
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
-    import sqlite3
-
     from .pipeline import PackSet
     from .pipeline import rescore as rescore_calls
     from .rules import load_pack
-    from .store import open_store
 
     try:
         paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
@@ -215,10 +211,7 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
                         [load_scorecard(p) for p in scorecard_paths])
     except QAError as e:
         _fail(e)
-    try:
-        store = open_store(db)
-    except sqlite3.Error as e:
-        _fail(QAError(f"{db}: cannot open results database ({e})"))
+    store = open_existing_store(db)
     html = None
     with store_errors(db, store):
         click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
@@ -282,7 +275,7 @@ def transcribe(files, fmt, layout, language, model_path, device, compute_type, b
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
 @click.option("--format", "fmt", default="jsonl", type=click.Choice(["jsonl", "csv"]), show_default=True)
 @click.option("-o", "--output", default="-", type=click.Path(), help="File to write (default stdout).")
 @click.option("--redact/--no-redact", default=False, show_default=True,
@@ -294,12 +287,11 @@ def export(db, fmt, output, redact):
     import csv as csv_mod
 
     from .redact import redact_call_dict
-    from .store import open_store
 
     def record(r):
         return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
-    store = open_store(db)
+    store = open_existing_store(db)
     fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         if fmt == "jsonl":

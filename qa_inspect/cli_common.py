@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
@@ -32,3 +33,25 @@ def store_errors(db: str, store) -> Iterator[None]:
         fail(e)
     finally:
         store.close()
+
+
+DB_HELP = "Results database: the SQLite file written by `run`, or a postgresql:// URL."
+
+
+def open_existing_store(db: str):
+    """The results store of a finished run: a SQLite file that must exist (never create an
+    empty one here), or a ``postgresql://`` URL; anything else is one error line, exit 2."""
+    import sqlite3
+
+    from .store import open_store
+
+    if "://" not in db or db.startswith("sqlite:///"):
+        path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+        if not Path(path).is_file():
+            fail(QAError(f"{path}: results database not found (run `qa-inspect run` first)"))
+    try:
+        return open_store(db)
+    except sqlite3.Error as e:
+        fail(QAError(f"{db}: cannot open results database ({e})"))
+    except QAError as e:
+        fail(e)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import CONTEXT, fail, store_errors  # noqa: F401
+from .cli_common import CONTEXT, fail, open_existing_store, store_errors
 from .errors import QAError
 
 
@@ -13,23 +13,7 @@ from .errors import QAError
 _fail = fail  # one error line and an exit code (cli_common)
 
 
-def _open(db: str):
-    """The results store: a SQLite file that must exist (never create an empty one here), or a
-    ``postgresql://`` URL."""
-    import sqlite3
-
-    from .store import open_store
-
-    if "://" not in db or db.startswith("sqlite:///"):
-        path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
-        if not Path(path).is_file():
-            _fail(QAError(f"{path}: results database not found (run `qa-inspect run` first)"))
-    try:
-        return open_store(db)
-    except sqlite3.Error as e:
-        _fail(QAError(f"{db}: cannot open results database ({e})"))
-    except QAError as e:
-        _fail(e)
+_open = open_existing_store
 
 
 def register(main: click.Group) -> None:

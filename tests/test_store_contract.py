@@ -219,3 +219,10 @@ def test_cli_run_and_export_on_postgres(pg_server, samples, tmp_path):
     bad = CliRunner().invoke(main, ["run", str(samples / "transcripts.jsonl"), "--db",
                                     url.replace("port=", "port=1"), "--out", str(tmp_path / "r")])
     assert bad.exit_code == 2 and "cannot connect to PostgreSQL" in bad.output, bad.output
+    # export and rescore read the same shared database
+    res = CliRunner().invoke(main, ["export", "--db", url])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in res.output.splitlines() if x.strip()]
+    assert len(rows) == 13 and {r["status"] for r in rows} == {"ok"}
+    res = CliRunner().invoke(main, ["rescore", "--db", url])
+    assert res.exit_code == 0 and "rescored: 13 call(s)" in res.output, res.output
