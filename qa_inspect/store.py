@@ -82,29 +82,38 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.url = str(self.path)  # what a re-score worker process opens its own connection with
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+class SQLStoreBase:
+    """The queries SQLite and PostgreSQL share, written once with ``?`` placeholders; ``P`` is
+    the driver's own placeholder (psycopg: ``%s``). Subclasses give ``db``, writes and ``results``."""
+
+    P = "?"
+    db: Any
+
+    def _q(self, sql: str) -> str:
+        return sql if self.P == "?" else sql.replace("?", self.P)
 
     def get_transcript(self, audio_hash: str, asr_key: str) -> Transcript | None:
-        row = self.db.execute("SELECT transcript FROM transcripts WHERE audio_hash=? AND asr_key=?",
+        row = self.db.execute(self._q("SELECT transcript FROM transcripts WHERE audio_hash=? AND asr_key=?"),
                               (audio_hash, asr_key)).fetchone()
         return Transcript.from_dict(loads(row[0])) if row else None
 
-    def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO transcripts VALUES (?,?,?,?)",
-                            (audio_hash, asr_key, dumps(transcript.to_dict()), time.time()))
+    def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
+        """Every (ASR config key, transcript) stored for this audio."""
+        return [(k, Transcript.from_dict(loads(t))) for k, t in self.db.execute(
+            self._q("SELECT asr_key, transcript FROM transcripts WHERE audio_hash=? ORDER BY created_at"),
+            (audio_hash,))]
+
+    def transcript_keys(self) -> dict[str, list[str]]:
+        """ASR config keys stored per audio hash, oldest first (no transcript is parsed)."""
+        out: dict[str, list[str]] = {}
+        for h, k in self.db.execute("SELECT audio_hash, asr_key FROM transcripts ORDER BY created_at"):
+            out.setdefault(h, []).append(k)
+        return out
 
     def done(self, call_id: str, config_hash: str) -> bool:
         """True if this call already has a result under the same pipeline config."""
-        row = self.db.execute("SELECT config_hash, status FROM results WHERE call_id=?", (call_id,)).fetchone()
+        row = self.db.execute(self._q("SELECT config_hash, status FROM results WHERE call_id=?"),
+                              (call_id,)).fetchone()
         return bool(row and row[0] == config_hash and row[1] == "ok")
 
     def put_result(self, result: CallResult) -> None:
@@ -114,18 +123,20 @@ class SQLiteStore:
         """Several results in one transaction (all stored, or none)."""
         self.put_rows([result_row(r) for r in results])
 
-    def put_rows(self, rows: Sequence[ResultRow]) -> None:
-        """Rows made by ``result_row``, in one transaction (all stored, or none)."""
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", rows)
+    def put_rows(self, rows: Sequence[ResultRow]) -> None:  # pragma: no cover - per driver
+        raise NotImplementedError
+
+    def get_result(self, call_id: str) -> CallResult | None:
+        row = self.db.execute(self._q("SELECT record FROM results WHERE call_id=?"), (call_id,)).fetchone()
+        return CallResult.from_dict(loads(row[0])) if row else None
 
     def raw_results(self, status: str = "ok", batch: int = 500) -> Iterator[list[tuple[str, str]]]:
         """``(call_id, record JSON)`` of the results with ``status``, ``batch`` rows at a time in
         call_id order. Paged by key, so rows rewritten meanwhile are neither missed nor seen twice."""
         last = ""
         while True:
-            rows = self.db.execute("SELECT call_id, record FROM results WHERE status=? AND call_id>? "
-                                   "ORDER BY call_id LIMIT ?", (status, last, batch)).fetchall()
+            rows = self.db.execute(self._q("SELECT call_id, record FROM results WHERE status=? AND call_id>? "
+                                           "ORDER BY call_id LIMIT ?"), (status, last, batch)).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
@@ -137,7 +148,7 @@ class SQLiteStore:
         last = ""
         while True:
             ids = [r[0] for r in self.db.execute(
-                "SELECT call_id FROM results WHERE status=? AND call_id>? ORDER BY call_id LIMIT ?",
+                self._q("SELECT call_id FROM results WHERE status=? AND call_id>? ORDER BY call_id LIMIT ?"),
                 (status, last, batch))]
             if not ids:
                 return
@@ -146,52 +157,54 @@ class SQLiteStore:
 
     def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]:
         """``(call_id, record JSON)`` of the results with ``status`` and ``first <= call_id <= last``."""
-        return self.db.execute("SELECT call_id, record FROM results WHERE status=? AND call_id>=? "
-                               "AND call_id<=? ORDER BY call_id", (status, first, last)).fetchall()
-
-    def transcript_keys(self) -> dict[str, list[str]]:
-        """ASR config keys stored per audio hash, oldest first (no transcript is parsed)."""
-        out: dict[str, list[str]] = {}
-        for h, k in self.db.execute("SELECT audio_hash, asr_key FROM transcripts ORDER BY created_at"):
-            out.setdefault(h, []).append(k)
-        return out
-
-    def get_result(self, call_id: str) -> CallResult | None:
-        row = self.db.execute("SELECT record FROM results WHERE call_id=?", (call_id,)).fetchone()
-        return CallResult.from_dict(loads(row[0])) if row else None
-
-    def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
-        """Every (ASR config key, transcript) stored for this audio."""
-        return [(k, Transcript.from_dict(loads(t))) for k, t in self.db.execute(
-            "SELECT asr_key, transcript FROM transcripts WHERE audio_hash=? ORDER BY created_at",
-            (audio_hash,))]
+        return self.db.execute(self._q("SELECT call_id, record FROM results WHERE status=? AND call_id>=? "
+                                       "AND call_id<=? ORDER BY call_id"), (status, first, last)).fetchall()
 
     def call_ids(self, status: str | None = None) -> list[str]:
         """Call ids of stored results (report order), optionally only those with ``status``."""
-        q = "SELECT call_id FROM results"
-        args: tuple = ()
+        q, args = "SELECT call_id FROM results", ()
         if status is not None:
-            q += " WHERE status=?"
-            args = (status,)
-        return [r[0] for r in self.db.execute(q + " ORDER BY started_at, call_id", args)]
-
-    def results(self) -> Iterator[CallResult]:
-        for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):
-            yield CallResult.from_dict(loads(rec))
+            q, args = q + " WHERE status=?", (status,)
+        return [r[0] for r in self.db.execute(self._q(q + " ORDER BY started_at, call_id"), args)]
 
     def count(self, status: str | None = None) -> int:
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        return self.db.execute("SELECT COUNT(*) FROM results WHERE status=?", (status,)).fetchone()[0]
+        return self.db.execute(self._q("SELECT COUNT(*) FROM results WHERE status=?"), (status,)).fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "SQLiteStore":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SQLiteStore(SQLStoreBase):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)  # what a re-score worker process opens its own connection with
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO transcripts VALUES (?,?,?,?)",
+                            (audio_hash, asr_key, dumps(transcript.to_dict()), time.time()))
+
+    def put_rows(self, rows: Sequence[ResultRow]) -> None:
+        """Rows made by ``result_row``, in one transaction (all stored, or none)."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def results(self) -> Iterator[CallResult]:
+        for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):
+            yield CallResult.from_dict(loads(rec))
 
 
 def open_store(url: str | Path) -> SQLiteStore:

@@ -14,11 +14,11 @@ SQLite directly and need a SQLite ``--db``.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from .errors import QAError
 from .records import CallResult, Transcript
-from .store import ResultRow, dumps, loads, result_row
+from .store import ResultRow, SQLStoreBase, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
@@ -53,7 +53,9 @@ ON CONFLICT (call_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, started_at = E
 _SCHEMA_LOCK = 0x7161_5F69  # advisory lock id: two clients creating the tables at once
 
 
-class PostgresStore:
+class PostgresStore(SQLStoreBase):
+    P = "%s"  # psycopg's placeholder (the shared queries are written with ?)
+
     def __init__(self, url: str) -> None:
         try:
             import psycopg
@@ -71,11 +73,6 @@ class PostgresStore:
                 self.db.execute(stmt)
 
     # --- transcripts ---------------------------------------------------------------------
-    def get_transcript(self, audio_hash: str, asr_key: str) -> Transcript | None:
-        row = self.db.execute("SELECT transcript FROM transcripts WHERE audio_hash=%s AND asr_key=%s",
-                              (audio_hash, asr_key)).fetchone()
-        return Transcript.from_dict(loads(row[0])) if row else None
-
     def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
         with self.db.transaction():
             self.db.execute(
@@ -83,80 +80,13 @@ class PostgresStore:
                 "DO UPDATE SET transcript = EXCLUDED.transcript, created_at = EXCLUDED.created_at",
                 (audio_hash, asr_key, dumps(transcript.to_dict()), time.time()))
 
-    def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
-        """Every (ASR config key, transcript) stored for this audio."""
-        return [(k, Transcript.from_dict(loads(t))) for k, t in self.db.execute(
-            "SELECT asr_key, transcript FROM transcripts WHERE audio_hash=%s ORDER BY created_at",
-            (audio_hash,))]
-
-    def id_pages(self, status: str = "ok", batch: int = 500) -> Iterator[tuple[str, str]]:
-        """``(first, last)`` call ids of consecutive pages of ``batch`` results with ``status``
-        (call_id order; only ids are read)."""
-        last = ""
-        while True:
-            ids = [r[0] for r in self.db.execute(
-                "SELECT call_id FROM results WHERE status=%s AND call_id>%s ORDER BY call_id LIMIT %s",
-                (status, last, batch))]
-            if not ids:
-                return
-            last = ids[-1]
-            yield ids[0], last
-
-    def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]:
-        """``(call_id, record JSON)`` of the results with ``status`` and ``first <= call_id <= last``."""
-        return self.db.execute("SELECT call_id, record FROM results WHERE status=%s AND call_id>=%s "
-                               "AND call_id<=%s ORDER BY call_id", (status, first, last)).fetchall()
-
-    def transcript_keys(self) -> dict[str, list[str]]:
-        """ASR config keys stored per audio hash, oldest first (no transcript is parsed)."""
-        out: dict[str, list[str]] = {}
-        for h, k in self.db.execute("SELECT audio_hash, asr_key FROM transcripts ORDER BY created_at"):
-            out.setdefault(h, []).append(k)
-        return out
-
     # --- results -------------------------------------------------------------------------
-    def done(self, call_id: str, config_hash: str) -> bool:
-        """True if this call already has a result under the same pipeline config."""
-        row = self.db.execute("SELECT config_hash, status FROM results WHERE call_id=%s",
-                              (call_id,)).fetchone()
-        return bool(row and row[0] == config_hash and row[1] == "ok")
-
-    def put_result(self, result: CallResult) -> None:
-        self.put_rows([result_row(result)])  # one transaction per call: all or nothing
-
-    def put_results(self, results: Iterable[CallResult]) -> None:
-        """Several results in one transaction (all stored, or none)."""
-        self.put_rows([result_row(r) for r in results])
-
     def put_rows(self, rows: Sequence[ResultRow]) -> None:
         """Rows made by ``store.result_row``, in one transaction (all stored, or none)."""
         if not rows:
             return
         with self.db.transaction(), self.db.cursor() as cur:
             cur.executemany(_UPSERT, rows)
-
-    def get_result(self, call_id: str) -> CallResult | None:
-        row = self.db.execute("SELECT record FROM results WHERE call_id=%s", (call_id,)).fetchone()
-        return CallResult.from_dict(loads(row[0])) if row else None
-
-    def raw_results(self, status: str = "ok", batch: int = 500) -> Iterator[list[tuple[str, str]]]:
-        """``(call_id, record JSON)`` of the results with ``status``, ``batch`` rows at a time in
-        call_id order, paged by key (rows rewritten meanwhile are neither missed nor seen twice)."""
-        last = ""
-        while True:
-            rows = self.db.execute("SELECT call_id, record FROM results WHERE status=%s AND call_id>%s "
-                                   "ORDER BY call_id LIMIT %s", (status, last, batch)).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield rows
-
-    def call_ids(self, status: str | None = None) -> list[str]:
-        """Call ids of stored results (report order), optionally only those with ``status``."""
-        q, args = "SELECT call_id FROM results", ()
-        if status is not None:
-            q, args = q + " WHERE status=%s", (status,)
-        return [r[0] for r in self.db.execute(q + " ORDER BY started_at, call_id", args)]
 
     def results(self, batch: int = 500) -> Iterator[CallResult]:
         """Every stored result in report order (started_at, call_id), read ``batch`` at a time."""
@@ -175,24 +105,10 @@ class PostgresStore:
             for _s, _c, rec in rows:
                 yield CallResult.from_dict(loads(rec))
 
-    def count(self, status: str | None = None) -> int:
-        if status is None:
-            return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        return self.db.execute("SELECT COUNT(*) FROM results WHERE status=%s", (status,)).fetchone()[0]
-
     def truncate(self) -> None:
         """Empty both tables (benchmarks, tests)."""
         with self.db.transaction():
             self.db.execute("TRUNCATE results, transcripts")
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "PostgresStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _redact(url: str) -> str:
