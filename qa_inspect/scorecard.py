@@ -40,11 +40,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
 from .errors import RuleError
 from .records import RuleResult, Score, ScoreItem
-from .rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader, raise_problems
+from .rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
 from .rules.model import GradeBand, RulePack
 from .scoring import evidence_ref, grade_for
 
@@ -173,18 +172,10 @@ def _grades(ctx: _Ctx, doc: _Map) -> tuple[GradeBand, ...]:
 
 def parse_scorecard(text: str, file: str = "<scorecard>") -> tuple[Scorecard | None, list[RuleError]]:
     """Parse and check one scorecard on its own; return it (None if unusable) and every problem."""
-    loader = _StrictLoader(text)
-    loader.name = file
     try:
-        doc = loader.get_single_data()
+        doc = read_strict_yaml(text, file)
     except RuleError as e:
         return None, [e]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        return None, [RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}",
-                                f"{file}:{mark.line + 1 if mark else 0}")]
-    finally:
-        loader.dispose()
     ctx = _Ctx(file=file, problems=[], variables={})
     if not isinstance(doc, _Map):
         return None, [RuleError("a scorecard must be a mapping with 'scorecard' and 'sections'", f"{file}:1")]

@@ -665,24 +665,32 @@ def _includes(ctx: _Ctx, doc: _Map, stack: tuple[str, ...]) -> list[RulePack]:
     return out
 
 
+def read_strict_yaml(text: str, file: str):
+    """The YAML document with line numbers kept (``_Map``), duplicate keys rejected; a syntax
+    error or duplicate key raises RuleError with file:line. Packs, scorecards and sampling plans
+    are all read with it."""
+    loader = _StrictLoader(text)
+    loader.name = file
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}", f"{file}:{line}") from None
+    finally:
+        loader.dispose()
+
+
 def parse_pack(text: str, file: str = "<pack>", *, _stack: tuple[str, ...] = (),
                _variables: dict[str, str] | None = None) -> tuple[RulePack | None, list[RuleError]]:
     """Parse and validate; return the pack (None if unusable) and every problem found.
 
     ``include:`` names other packs (relative to ``file``): their rules come first, a rule here
     with the same id replaces the included one, and variables here override theirs."""
-    loader = _StrictLoader(text)
-    loader.name = file
     try:
-        doc = loader.get_single_data()
+        doc = read_strict_yaml(text, file)
     except RuleError as e:
         return None, [e]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        return None, [RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}", f"{file}:{line}")]
-    finally:
-        loader.dispose()
     ctx = _Ctx(file=file, problems=[], variables={})
     if not isinstance(doc, _Map):
         return None, [RuleError("a rule pack must be a mapping with 'pack' and 'rules'", f"{file}:1")]

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
 
 from ..errors import RuleError
 from ..records import CallResult
-from ..rules.loader import _check_keys, _Ctx, _line, _Map, _StrictLoader, raise_problems
+from ..rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
 
 TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters"}
 META_KEYS = {"id", "version", "title", "description"}
@@ -58,15 +57,7 @@ class SamplingPlan:
 
 def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
     """Parse a plan strictly (unknown/duplicate keys, wrong types); RuleError with file:line."""
-    loader = _StrictLoader(text)
-    loader.name = file
-    try:
-        doc = loader.get_single_data()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise RuleError(f"YAML syntax error: {getattr(e, 'problem', e)}", f"{file}:{mark.line + 1 if mark else 0}")
-    finally:
-        loader.dispose()
+    doc = read_strict_yaml(text, file)
     if not isinstance(doc, _Map):
         raise RuleError("a sampling plan must be a mapping with 'plan:'", f"{file}:1")
     ctx = _Ctx(file=file, problems=[], variables={})
