@@ -43,7 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import RuleError
 from .records import RuleResult, Score, ScoreItem
-from .rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
+from .rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_mapping
 from .rules.model import GradeBand, RulePack
 from .scoring import evidence_ref, grade_for
 
@@ -172,13 +172,10 @@ def _grades(ctx: _Ctx, doc: _Map) -> tuple[GradeBand, ...]:
 
 def parse_scorecard(text: str, file: str = "<scorecard>") -> tuple[Scorecard | None, list[RuleError]]:
     """Parse and check one scorecard on its own; return it (None if unusable) and every problem."""
-    try:
-        doc = read_strict_yaml(text, file)
-    except RuleError as e:
-        return None, [e]
+    doc, problems = read_strict_mapping(text, file, "a scorecard must be a mapping with 'scorecard' and 'sections'")
+    if doc is None:
+        return None, problems
     ctx = _Ctx(file=file, problems=[], variables={})
-    if not isinstance(doc, _Map):
-        return None, [RuleError("a scorecard must be a mapping with 'scorecard' and 'sections'", f"{file}:1")]
     _check_keys(ctx, doc, TOP_KEYS, "scorecard file")
     meta = doc.get("scorecard")
     if not isinstance(meta, _Map):

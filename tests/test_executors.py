@@ -1,5 +1,4 @@
 """The process-pool executor: `run --workers N` (real Whisper, slow) and the driver logic (fast)."""
-import csv
 import json
 import os
 import subprocess
@@ -7,6 +6,7 @@ import sys
 import time
 
 import pytest
+from conftest import sample_manifest
 
 from qa_inspect.asr import ASRConfig
 from qa_inspect.executors import run_batch_parallel, worker_threads
@@ -15,17 +15,6 @@ from qa_inspect.inputs import read_input
 from qa_inspect.pipeline import PackSet, run_batch
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
-
-
-def _manifest(tmp_path, samples, ids):
-    rows = list(csv.DictReader(open(samples / "manifest.csv", encoding="utf-8")))
-    keep = [dict(r, path=str((samples / r["path"]).resolve())) for r in rows if r["call_id"] in ids]
-    p = tmp_path / "m.csv"
-    with open(p, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(keep)
-    return p
 
 
 def test_worker_threads_split_the_cores():
@@ -39,7 +28,7 @@ def test_parallel_driver_cache_hits_and_worker_errors_without_model(root, sample
     pool, where a worker that cannot load its model turns each call into an error row."""
     packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
     ids = {"zh_polite_inquiry", "zh_no_greeting", "corrupt_call"}
-    items = read_input(_manifest(tmp_path, samples, ids))
+    items = read_input(sample_manifest(tmp_path, samples, ids))
     cfg = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh")
     fake = ReferenceTranscriber(samples / "transcripts.jsonl")
     with open_store(tmp_path / "q.db") as store:
@@ -75,7 +64,7 @@ def store_count(db):
 @pytest.mark.slow
 def test_run_with_two_workers_real_whisper(root, samples, tmp_path):
     ids = {"zh_polite_inquiry", "zh_forbidden_phrase", "corrupt_call"}
-    manifest = _manifest(tmp_path, samples, ids)
+    manifest = sample_manifest(tmp_path, samples, ids)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if not env.get("QA_INSPECT_CACHE") and (root / ".cache" / "models" / "whisper-base").exists():
         env["QA_INSPECT_CACHE"] = str(root / ".cache")

@@ -4,7 +4,6 @@ Fast tests run the real actor path (decode, enrichment, driver-side scoring and 
 the reference fake transcriber inside the actors; the slow one runs the real Whisper model in
 Ray actors through `qa-inspect run --executor ray --ray-address <this cluster>`, the command a
 team points at a real cluster."""
-import csv
 import functools
 import json
 import os
@@ -12,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import sample_manifest
 
 ray = pytest.importorskip("ray")
 
@@ -55,18 +55,6 @@ def _packs(root):
     return PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
 
 
-def _manifest(tmp_path, samples, ids=None):
-    rows = list(csv.DictReader(open(samples / "manifest.csv", encoding="utf-8")))
-    keep = [dict(r, path=str((samples / r["path"]).resolve())) for r in rows
-            if ids is None or r["call_id"] in ids]
-    p = tmp_path / "m.csv"
-    with open(p, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(keep)
-    return p
-
-
 def _comparable(r):
     d = r.to_dict()
     d["metrics"] = {k: v for k, v in d["metrics"].items() if k != "asr_rtf"}  # timing
@@ -89,7 +77,7 @@ def test_placement_cpu_gpu_and_caps():
 
 def test_ray_actors_give_the_same_rows_as_in_process(cluster, root, samples, tmp_path):
     packs = _packs(root)
-    items = read_input(_manifest(tmp_path, samples, SOME))
+    items = read_input(sample_manifest(tmp_path, samples, SOME))
     ref = samples / "transcripts.jsonl"
     cfg = ASRConfig(model_path=str(tmp_path / "unused"), language="zh")
     with open_store(tmp_path / "local.db") as st:
@@ -116,7 +104,7 @@ def test_ray_actors_give_the_same_rows_as_in_process(cluster, root, samples, tmp
 
 def test_an_actor_that_dies_becomes_error_rows_and_the_batch_goes_on(cluster, root, samples, tmp_path):
     packs = _packs(root)
-    items = read_input(_manifest(tmp_path, samples, SOME))
+    items = read_input(sample_manifest(tmp_path, samples, SOME))
     ref = samples / "transcripts.jsonl"
     cfg = ASRConfig(model_path=str(tmp_path / "unused"), language="zh")
     with open_store(tmp_path / "q.db") as st:
@@ -143,7 +131,7 @@ def test_cli_run_with_real_whisper_in_ray_actors(cluster, root, samples, tmp_pat
     db = tmp_path / "qa.db"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qa_inspect.cli", "run", str(_manifest(tmp_path, samples, ids)),
+        [sys.executable, "-m", "qa_inspect.cli", "run", str(sample_manifest(tmp_path, samples, ids)),
          "--executor", "ray", "--ray-address", cluster, "--workers", "2",
          "--rules", str(root / "rules/telecom_zh.yaml"), "--db", str(db), "--out", str(tmp_path / "r")],
         capture_output=True, text=True, env=env, cwd=root, timeout=400)

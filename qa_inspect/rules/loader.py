@@ -681,19 +681,28 @@ def read_strict_yaml(text: str, file: str):
         loader.dispose()
 
 
+def read_strict_mapping(text: str, file: str, not_a_mapping: str) -> tuple["_Map | None", list[RuleError]]:
+    """``read_strict_yaml`` for a file whose top level must be a mapping: (the mapping, []) or
+    (None, [the one problem]); ``not_a_mapping`` is the message when it is something else."""
+    try:
+        doc = read_strict_yaml(text, file)
+    except RuleError as e:
+        return None, [e]
+    if not isinstance(doc, _Map):
+        return None, [RuleError(not_a_mapping, f"{file}:1")]
+    return doc, []
+
+
 def parse_pack(text: str, file: str = "<pack>", *, _stack: tuple[str, ...] = (),
                _variables: dict[str, str] | None = None) -> tuple[RulePack | None, list[RuleError]]:
     """Parse and validate; return the pack (None if unusable) and every problem found.
 
     ``include:`` names other packs (relative to ``file``): their rules come first, a rule here
     with the same id replaces the included one, and variables here override theirs."""
-    try:
-        doc = read_strict_yaml(text, file)
-    except RuleError as e:
-        return None, [e]
+    doc, problems = read_strict_mapping(text, file, "a rule pack must be a mapping with 'pack' and 'rules'")
+    if doc is None:
+        return None, problems
     ctx = _Ctx(file=file, problems=[], variables={})
-    if not isinstance(doc, _Map):
-        return None, [RuleError("a rule pack must be a mapping with 'pack' and 'rules'", f"{file}:1")]
     _check_keys(ctx, doc, PACK_KEYS, "pack file")
     meta = doc.get("pack")
     if not isinstance(meta, _Map) or "id" not in meta:
