@@ -97,3 +97,45 @@ def test_normalize_many_and_fast_nfkc_agree_with_the_slow_path():
     for drop in (False, True):
         assert normalize_many(texts, drop_fillers=drop) == [normalize(t.replace("\x00", ""), drop_fillers=drop)
                                                            for t in texts]
+
+
+def test_engine_records_are_built_whole(root):
+    """The engine builds Evidence, RuleResult and PreparedTurn without the dataclass __init__
+    (engine._built): every field must be set, and the objects equal and hash as normal ones."""
+    from dataclasses import fields
+
+    from qa_inspect.records import Evidence, RuleResult
+    from qa_inspect.rules.engine import PreparedTurn
+
+    pack = load_pack(root / "rules" / "telecom_zh.yaml")
+    seen = set()
+    for tr in _bench_transcripts(root, 20):
+        for t in prepare(tr):
+            assert t == PreparedTurn(**{f.name: getattr(t, f.name) for f in fields(PreparedTurn)})
+        for r in evaluate(pack, tr):
+            objs = [(RuleResult, r)] + [(Evidence, e) for e in r.evidence]
+            for cls, o in objs:
+                names = {f.name for f in fields(cls)}
+                assert names <= set(vars(o)), (cls.__name__, names - set(vars(o)))
+                normal = cls(**{n: getattr(o, n) for n in names})
+                assert normal == o and hash(normal) == hash(o)
+                seen.add(cls)
+    assert seen == {RuleResult, Evidence}
+
+
+def test_sounds_align_with_text_and_equal_only_for_equal_syllables():
+    from pypinyin import Style, lazy_pinyin
+
+    from qa_inspect.rules.engine import _sounds
+
+    text = "我要头诉投诉ab12啊a〇\x00感谢您来电"
+    s = _sounds(text)
+    assert len(s) == len(text) and s[text.index("\x00")] == "\x00"
+    assert s[2:4] == s[4:6]  # 头诉 ≈ 投诉
+    assert s[6:10] == "ab12"  # characters without a reading stand for themselves
+    assert s[text.index("啊")] == "a"  # a one-letter reading is that letter, as pypinyin reads it
+    syl = [lazy_pinyin(c, style=Style.NORMAL)[0] for c in "我要头诉感谢您来电"]
+    codes = [_sounds(c) for c in "我要头诉感谢您来电"]
+    for i in range(len(syl)):
+        for j in range(len(syl)):
+            assert (codes[i] == codes[j]) == (syl[i] == syl[j])

@@ -70,8 +70,8 @@ def test_turn_pinyin_is_computed_once_and_lazily(monkeypatch):
     from qa_inspect.rules import engine
 
     calls = []
-    real = engine._pinyin_list
-    monkeypatch.setattr(engine, "_pinyin_list", lambda s: calls.append(s) or real(s))
+    real = engine._sounds
+    monkeypatch.setattr(engine, "_sounds", lambda s: calls.append(s) or real(s))
     turns = prepare(_tr(("customer", "我要去头诉"), ("customer", "没别的")))
     pack = _pack("      any: [投诉, 工信部, 曝光, 律师]\n      pinyin: true\n")
     engine.evaluate_rule(pack.rules[0], turns, 60.0)
