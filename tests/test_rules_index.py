@@ -139,3 +139,21 @@ def test_sounds_align_with_text_and_equal_only_for_equal_syllables():
     for i in range(len(syl)):
         for j in range(len(syl)):
             assert (codes[i] == codes[j]) == (syl[i] == syl[j])
+
+
+def test_sound_index_candidates_do_not_make_exact_conditions_match():
+    """With a pinyin condition in the pack the index scans sounds; a condition without pinyin
+    still matches its phrases exactly (a homophone is only a candidate, rejected by the matcher)."""
+    from qa_inspect.rules import parse_pack
+    from qa_inspect.rules.engine import pack_index
+
+    text = ("pack: {id: t}\nrules:\n"
+            "  - id: loose\n    kind: risk\n    match: {role: customer, any: [投诉], pinyin: true}\n"
+            "  - id: strict\n    kind: risk\n    match: {role: customer, any: [投诉]}\n")
+    pack, problems = parse_pack(text, "t.yaml")
+    assert not problems and pack_index(pack).by_sound
+    tr = Transcript("c", "zh", (Turn("agent", "您好"), Turn("customer", "我要头诉")))
+    res = {r.rule_id: r for r in evaluate(pack, tr)}
+    assert res["loose"].matched and res["loose"].evidence[0].matcher == "pinyin"
+    assert not res["strict"].matched and res["strict"].outcome == "pass"
+    assert evaluate(pack, tr) == _unindexed(pack, tr)

@@ -8,7 +8,8 @@ found nothing in the turn: exact (matcher "keyword", confidence 1.0), then with 
 a span of the turn with the same toneless pinyin ("pinyin", 0.9), then with ``fuzzy: N`` a
 window within N character edits ("fuzzy", 1 - edits/len(phrase)). A turn's pinyin is computed
 once, lazily, and only for conditions that ask for it; it is read character by character
-(each character's default reading, cached), on both the phrase and the turn side.
+(each character's default reading, cached), on both the phrase and the turn side, and written
+one character per syllable (``_sounds``), aligned with the text.
 
 Semantic matching (``similar_to``) comes last, as an alternative to ``any``: a turn whose
 sentence embedding (qa_inspect.embeddings, on the verbatim text) has cosine similarity ≥ the
@@ -18,12 +19,12 @@ that use ``similar_to``); a condition's examples are embedded once per condition
 
 Speed: a condition's normalised phrases and compiled regexes are prepared once per condition
 object (``_prep``); a pinyin search is skipped unless every syllable of the phrase occurs in the
-turn (a set test before the substring search). ``evaluate`` goes further: every phrase of the
-pack (and, if any condition uses pinyin, every phrase's pinyin) goes into one Aho-Corasick
-automaton per pack, each turn is scanned once, and a condition with ``any`` phrases only looks
-at the turns where one of its phrases (or their pinyin) occurs — the same results as testing
-every turn, since such a condition can match no other turn (conditions with ``fuzzy`` or
-``similar_to`` still look at every turn in scope).
+turn (a set test before the substring search). ``evaluate`` goes further: every ``any`` phrase
+of the pack goes into one Aho-Corasick automaton per pack (as sounds if any condition uses
+pinyin: ``PackIndex``), the whole call is scanned once, and a condition with ``any`` phrases
+only looks at the turns where one of its phrases (or, with ``fuzzy``, a piece of one) occurs or
+sounds alike — the same results as testing every turn, since such a condition can match no
+other turn (conditions with ``similar_to`` still look at every turn in scope).
 """
 from __future__ import annotations
 
@@ -446,41 +447,38 @@ def _automaton(words) -> "ahocorasick.Automaton | None":
 
 @dataclass(frozen=True)
 class PackIndex:
-    """Every normalised phrase of a pack (``any``/``all``/``none``) in one automaton, the pinyin
-    needles of its pinyin conditions in another, and which conditions (by id) have each phrase
-    or needle among their ``any`` phrases."""
+    """Where each condition of a pack can match at all: its ``any`` phrases (and, with ``fuzzy``,
+    their fuzzy pieces) in one Aho-Corasick automaton, with the conditions (by id) that use
+    each. When some condition of the pack uses pinyin, the automaton holds the phrases' sounds
+    (``_sounds``) and scans the call's sounds: a turn where a phrase occurs or one that sounds
+    like it is a candidate for every condition with that phrase. That is one pass where exact
+    phrases and pinyin needles took two, and a superset of the turns where the condition can
+    match; the matcher decides, as on every turn without the index."""
 
-    exact: "ahocorasick.Automaton | None"
-    pinyin: "ahocorasick.Automaton | None"
-    # (phrase, turn role) -> the ids of the conditions with that phrase among their ``any``
-    # phrases that look at turns of that role
-    exact_users: dict[tuple[str, str], tuple[int, ...]]
-    pinyin_users: dict[tuple[str, str], tuple[int, ...]]
+    automaton: "ahocorasick.Automaton | None"
+    # (word, turn role) -> the ids of the conditions with that word that look at turns of that role
+    users: dict[tuple[str, str], tuple[int, ...]]
+    by_sound: bool  # words and haystack are sounds, not normalised text
     # rules whose result is fixed when none of their phrases occurs, neither in ``match`` nor
     # in ``when`` (no composition; match and when indexable): id -> that result once worked out
     plain: dict[int, "RuleResult | None"]
 
     @classmethod
     def build(cls, pack: RulePack) -> "PackIndex":
-        exact, eu, pu = [], {}, {}
-        for c in _pack_conditions(pack):
-            prep = _prep(c)
-            exact += [n for _, n in prep.any] + list(prep.all) + list(prep.none)
-            for _, n in prep.any:
-                eu.setdefault(n, set()).add((id(c), c.role))
-                for piece in _fuzzy_pieces(n, c.fuzzy):
-                    exact.append(piece)
-                    eu.setdefault(piece, set()).add((id(c), c.role))
-            for _, needle, _, _ in prep.pinyin:
-                pu.setdefault(needle, set()).add((id(c), c.role))
-        def freeze(d):  # word -> {(cid, role)} as (word, turn role) -> cids; a turn of any
-            # other role (not agent or customer) is looked up as (word, "any")
-            return {(w, tr): tuple(sorted(cid for cid, r in v if r == tr or r == "any"))
-                    for w, v in d.items() for tr in ("agent", "customer", "any")}
+        conds = list(_pack_conditions(pack))
+        by_sound = any(_prep(c).pinyin for c in conds)
+        words: dict[str, set[tuple[int, str]]] = {}
+        for c in conds:
+            for _, n in _prep(c).any:
+                for w in [n] + _fuzzy_pieces(n, c.fuzzy):
+                    words.setdefault(_sounds(w) if by_sound else w, set()).add((id(c), c.role))
+        # a turn of a role other than agent or customer is looked up as (word, "any")
+        users = {(w, tr): tuple(sorted(cid for cid, r in v if r == tr or r == "any"))
+                 for w, v in words.items() for tr in ("agent", "customer", "any")}
         plain = {id(r): None for r in pack.rules
                  if r.match_expr is None and _indexable(r.match)
                  and (r.when is None or _indexable(r.when))}
-        return cls(_automaton(exact), _automaton(pu), freeze(eu), freeze(pu), plain)
+        return cls(_automaton(words), users, by_sound, plain)
 
 
 def _indexable(c: Condition) -> bool:
@@ -518,17 +516,19 @@ _NUL = re.compile("\x00")
 
 
 class CallIndex:
-    """Per call: for each condition (by id), the turns where one of its ``any`` phrases occurs
-    exactly, and (worked out on first use) those where one of their pinyin needles occurs."""
+    """Per call: for each condition (by id), the turns where one of its ``any`` phrases (or
+    fuzzy pieces) occurs, or with a pinyin pack sounds alike (``PackIndex``)."""
 
     def __init__(self, turns: list[PreparedTurn], pidx: PackIndex) -> None:
         self.turns, self.pidx = turns, pidx
         # the whole call in one string, turns separated by NUL (normalised text never holds
-        # one): one automaton pass per call instead of one per turn
-        self.joined = "\x00".join(t.norm for t in turns)
-        self.exact = self._hits(pidx.exact, pidx.exact_users, self.joined)
-        self._pinyin: dict[int, set[int]] | None = None
-        self._cand: dict[int, "set[int] | frozenset[int] | None"] = {}
+        # one, and its sound is itself): one automaton pass per call instead of one per turn
+        hay = "\x00".join(t.norm for t in turns)
+        if pidx.by_sound:
+            hay = _sounds(hay)
+            for t, sounds in zip(turns, hay.split("\x00")):  # each turn's share, for its pinyin search
+                t.__dict__["sounds"] = sounds  # what the cached property would compute
+        self.hits = self._hits(pidx.automaton, pidx.users, hay)
         self._roles: dict[str, list[PreparedTurn]] = {"any": turns}
 
     def role_turns(self, role: str) -> list[PreparedTurn]:
@@ -556,30 +556,13 @@ class CallIndex:
                     out[cid] = {i}
         return out
 
-    def _pinyin_hay(self) -> str:
-        """The call's sounds (``_sounds``), turns still separated by NUL, read in one pass."""
-        return _sounds(self.joined)
-
     def candidates(self, cond: Condition) -> "set[int] | frozenset[int] | None":
-        """The turns ``cond`` can match at all (an ``any`` phrase, one of its pinyin needles or,
-        with ``fuzzy``, one of its fuzzy pieces occurs there), or None when any turn may (no
-        ``any`` phrases, or ``similar_to``, which no index covers). Worked out once per
-        condition and call."""
-        key = id(cond)
-        got = self._cand.get(key, self)
-        if got is not self:
-            return got
-        out: "set[int] | frozenset[int] | None" = None
-        if cond.any and not cond.similar_to:
-            out = self.exact.get(key, _NOTHING)
-            if cond.pinyin and _prep(cond).pinyin:
-                if self._pinyin is None:
-                    self._pinyin = self._hits(self.pidx.pinyin, self.pidx.pinyin_users, self._pinyin_hay())
-                py = self._pinyin.get(key)
-                if py:
-                    out = out | py
-        self._cand[key] = out
-        return out
+        """The turns ``cond`` can match at all (one of its ``any`` phrases or fuzzy pieces
+        occurs there, or with a pinyin pack sounds alike), or None when any turn may (no ``any``
+        phrases, or ``similar_to``, which no index covers)."""
+        if not cond.any or cond.similar_to:
+            return None
+        return self.hits.get(id(cond), _NOTHING)
 
 
 def context_turns(turns: list[PreparedTurn], ctx: Context, anchors: list[int]) -> set[int]:
@@ -765,7 +748,7 @@ def _uniq(ev: list[Evidence]) -> list[Evidence]:
 
 
 def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | None,
-                       metrics: dict | None, result, index: CallIndex | None = None) -> RuleResult:
+                       metrics: dict | None, index: CallIndex | None = None) -> RuleResult:
     found: dict[str, tuple[bool, list[Evidence]]] = {}
     notes: dict[str, str] = {}
     for name, cond in rule.conditions:
@@ -786,21 +769,21 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
     if rule.when_expr is not None:
         if not _eval_expr(rule.when_expr, found)[0]:
             holds, ev = _eval_expr(rule.match_expr, found)
-            return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
-                          f"not applicable: when \"{rule.when_expr}\" is false ({status(rule.when_expr)})")
+            return _outcome(rule, holds, "n/a", _uniq(ev)[:3] if holds else [],
+                            f"not applicable: when \"{rule.when_expr}\" is false ({status(rule.when_expr)})")
     elif rule.when is not None and not _holds(rule.when, find(turns, rule.when, duration, index=index,
                                                                limit=rule.when.min_count)):
         holds, ev = _eval_expr(rule.match_expr, found)
-        return result(holds, "n/a", _uniq(ev)[:3] if holds else [],
-                      f"not applicable: no {_describe(rule.when)}")
+        return _outcome(rule, holds, "n/a", _uniq(ev)[:3] if holds else [],
+                        f"not applicable: no {_describe(rule.when)}")
     holds, ev = _eval_expr(rule.match_expr, found)
     ev = _uniq(ev)
     expr, why = rule.match_expr, status(rule.match_expr)
     if rule.kind == "required":
-        return result(holds, "pass" if holds else "fail", ev if holds else [],
-                      f"{'satisfied' if holds else 'not satisfied'}: \"{expr}\" ({why})")
-    return result(holds, "hit" if holds else "pass", ev if holds else [],
-                  f"{'matched' if holds else 'not matched'}: \"{expr}\" ({why})")
+        return _outcome(rule, holds, "pass" if holds else "fail", ev if holds else [],
+                        f"{'satisfied' if holds else 'not satisfied'}: \"{expr}\" ({why})")
+    return _outcome(rule, holds, "hit" if holds else "pass", ev if holds else [],
+                    f"{'matched' if holds else 'not matched'}: \"{expr}\" ({why})")
 
 
 # rule results without evidence, by (id(rule), matched, outcome, reason); the rule is kept
@@ -816,24 +799,27 @@ def _result(rule: Rule, matched: bool, outcome: str, evidence: tuple[Evidence, .
                                "kind": rule.kind, "evidence": evidence, "reason": reason})
 
 
+def _outcome(rule: Rule, matched: bool, outcome: str, evidence: list[Evidence], reason: str) -> RuleResult:
+    """The rule's result; one without evidence (most rules on most calls: the same result every
+    time) is built once and reused."""
+    if evidence:
+        return _result(rule, matched, outcome, tuple(evidence), reason)
+    key = (id(rule), matched, outcome, reason)
+    got = _NO_EVIDENCE.get(key)
+    if got is not None and got[0] is rule:
+        return got[1]
+    if len(_NO_EVIDENCE) >= 65536:
+        _NO_EVIDENCE.clear()
+    _NO_EVIDENCE[key] = (rule, _result(rule, matched, outcome, (), reason))
+    return _NO_EVIDENCE[key][1]
+
+
 def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None,
                   metrics: dict | None = None, index: CallIndex | None = None) -> RuleResult:
-    def result(matched: bool, outcome: str, evidence: list[Evidence], reason: str) -> RuleResult:
-        if not evidence:  # most rules on most calls: the same result every time, built once
-            key = (id(rule), matched, outcome, reason)
-            got = _NO_EVIDENCE.get(key)
-            if got is not None and got[0] is rule:
-                return got[1]
-            if len(_NO_EVIDENCE) >= 65536:
-                _NO_EVIDENCE.clear()
-            _NO_EVIDENCE[key] = (rule, _result(rule, matched, outcome, (), reason))
-            return _NO_EVIDENCE[key][1]
-        return _result(rule, matched, outcome, tuple(evidence), reason)
-
     if rule.match_expr is not None:
-        return _evaluate_composed(rule, turns, duration, metrics, result, index)
+        return _evaluate_composed(rule, turns, duration, metrics, index)
     if rule.match.metric is not None or (rule.when is not None and rule.when.metric is not None):
-        return _evaluate_metric(rule, turns, duration, metrics, result, index)
+        return _evaluate_metric(rule, turns, duration, metrics, index)
     ctx = rule.match.context
     anchored = rule.when is not None and bool(ctx)  # the match looks relative to the when turns
     wev = [] if rule.when is None else find(turns, rule.when, duration, index=index,
@@ -851,29 +837,29 @@ def evaluate_rule(rule: Rule, turns: list[PreparedTurn], duration: float | None,
         if not _holds(rule.when, wev):
             # not applicable, but still say whether the thing was found ("matched" is a fact)
             short = f" (found in {len(wev)} turn(s))" if wev else ""
-            return result(holds, "n/a", ev[:3] if holds else [],
-                          f"not applicable: no {_describe(rule.when)}{short}")
+            return _outcome(rule, holds, "n/a", ev[:3] if holds else [],
+                            f"not applicable: no {_describe(rule.when)}{short}")
     if rule.kind == "required":
         if holds:
             best = sorted(ev, key=lambda e: -e.confidence)[:3]  # stable: exact hits first, then by turn
             count = f" in {len(ev)} turns (≥ {need} required)" if need > 1 else ""
-            return result(True, "pass", best, f"found {best[0].matched!r} at turn {best[0].turn}{count}{where}")
+            return _outcome(rule, True, "pass", best, f"found {best[0].matched!r} at turn {best[0].turn}{count}{where}")
         if ev:
-            return result(False, "fail", [], f"found in only {len(ev)} turn(s), needs ≥ {need}: "
-                                             f"{_describe(rule.match, anchors)}")
-        return result(False, "fail", [], f"missing: {_describe(rule.match, anchors)}")
+            return _outcome(rule, False, "fail", [], f"found in only {len(ev)} turn(s), needs ≥ {need}: "
+                            f"{_describe(rule.match, anchors)}")
+        return _outcome(rule, False, "fail", [], f"missing: {_describe(rule.match, anchors)}")
     if holds:
         count = f" (≥ {need} required)" if need > 1 else ""
-        return result(True, "hit", ev, f"{len(ev)} hit(s){count}{where}: "
-                                       f"{', '.join(sorted({e.matched for e in ev}))}")
+        return _outcome(rule, True, "hit", ev, f"{len(ev)} hit(s){count}{where}: "
+                        f"{', '.join(sorted({e.matched for e in ev}))}")
     if ev:
-        return result(False, "pass", [], f"only {len(ev)} hit(s), below min_count {need}{where}: "
-                                         f"{', '.join(sorted({e.matched for e in ev}))}")
-    return result(False, "pass", [], f"none of {_describe(rule.match, anchors)}")
+        return _outcome(rule, False, "pass", [], f"only {len(ev)} hit(s), below min_count {need}{where}: "
+                        f"{', '.join(sorted({e.matched for e in ev}))}")
+    return _outcome(rule, False, "pass", [], f"none of {_describe(rule.match, anchors)}")
 
 
 def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | None,
-                     metrics: dict | None, result, index: CallIndex | None = None) -> RuleResult:
+                     metrics: dict | None, index: CallIndex | None = None) -> RuleResult:
     """A plain rule whose match or when is a ``metric:`` test (no turn context applies)."""
     def test(cond: Condition) -> tuple[bool, list[Evidence], str]:
         if cond.metric is not None:
@@ -886,15 +872,15 @@ def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | No
     if rule.when is not None:
         wok, _, wnote = test(rule.when)
         if not wok:
-            return result(holds, "n/a", ev[:3] if holds else [],
-                          f"not applicable: {wnote or 'no ' + _describe(rule.when)}")
+            return _outcome(rule, holds, "n/a", ev[:3] if holds else [],
+                            f"not applicable: {wnote or 'no ' + _describe(rule.when)}")
     if rule.kind == "required":
         if holds:
-            return result(True, "pass", ev[:3], f"found {ev[0].matched!r}")
-        return result(False, "fail", [], note or f"missing: {_describe(rule.match)}")
+            return _outcome(rule, True, "pass", ev[:3], f"found {ev[0].matched!r}")
+        return _outcome(rule, False, "fail", [], note or f"missing: {_describe(rule.match)}")
     if holds:
-        return result(True, "hit", ev, f"{len(ev)} hit(s): {', '.join(sorted({e.matched for e in ev}))}")
-    return result(False, "pass", [], note or f"none of {_describe(rule.match)}")
+        return _outcome(rule, True, "hit", ev, f"{len(ev)} hit(s): {', '.join(sorted({e.matched for e in ev}))}")
+    return _outcome(rule, False, "pass", [], note or f"none of {_describe(rule.match)}")
 
 
 def evaluate(pack: RulePack, transcript: Transcript, metrics: dict | None = None) -> tuple[RuleResult, ...]:
