@@ -157,3 +157,16 @@ def test_sound_index_candidates_do_not_make_exact_conditions_match():
     assert res["loose"].matched and res["loose"].evidence[0].matcher == "pinyin"
     assert not res["strict"].matched and res["strict"].outcome == "pass"
     assert evaluate(pack, tr) == _unindexed(pack, tr)
+
+
+def test_sounds_of_a_long_text_equal_the_per_character_table():
+    """Long texts (a whole call) are read through a numpy lookup table; short ones through
+    str.translate. Both must give the same sounds, also beyond the BMP and for surrogates."""
+    from qa_inspect.rules.engine import _SOUNDS, _sounds
+
+    rng = random.Random(11)
+    pool = "我要头诉投诉感谢您的来电工号1234abcXYZ啊哦额〇，。\x00 \U00020000\U000F0005\ue000"
+    for _ in range(300):
+        s = "".join(rng.choice(pool) for _ in range(rng.randint(0, 900)))
+        assert _sounds(s) == s.translate(_SOUNDS), s
+    assert _sounds("投" * 420 + "\ud800") == ("投" * 420 + "\ud800").translate(_SOUNDS)
