@@ -33,3 +33,14 @@ def sample_manifest(tmp_path: Path, samples: Path, ids=None) -> Path:
         w.writeheader()
         w.writerows(keep)
     return p
+
+
+def exported_records(db, env: dict) -> dict[str, dict]:
+    """``qa-inspect export --db DB`` run as a user would (a subprocess), by call id."""
+    import json
+    import subprocess
+    import sys
+
+    exp = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "export", "--db", str(db)],
+                         capture_output=True, text=True, check=True, env=env)
+    return {d["call_id"]: d for d in map(json.loads, exp.stdout.splitlines())}

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import exported_records
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +18,7 @@ def batch(tmp_path_factory, root, samples):
            "--db", str(out / "qa.db"), "--out", str(out / "reports")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
-    exp = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "export", "--db", str(out / "qa.db")],
-                         capture_output=True, text=True, check=True, env=env)
-    records = {d["call_id"]: d for d in map(json.loads, exp.stdout.splitlines())}
+    records = exported_records(out / "qa.db", env)
     return proc, records, out, cmd, env
 
 

@@ -1,12 +1,11 @@
 """The process-pool executor: `run --workers N` (real Whisper, slow) and the driver logic (fast)."""
-import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import sample_manifest
+from conftest import exported_records, sample_manifest
 
 from qa_inspect.asr import ASRConfig
 from qa_inspect.executors import run_batch_parallel, worker_threads
@@ -77,9 +76,7 @@ def test_run_with_two_workers_real_whisper(root, samples, tmp_path):
     wall = time.perf_counter() - t0
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "done: 2 ok, 1 error(s)" in proc.stdout, proc.stdout
-    exp = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "export", "--db", str(db)],
-                         capture_output=True, text=True, check=True, env=env)
-    recs = {d["call_id"]: d for d in map(json.loads, exp.stdout.splitlines())}
+    recs = exported_records(db, env)
     assert set(recs) == ids
     assert recs["corrupt_call"]["status"] == "error"
     assert "cannot decode audio" in recs["corrupt_call"]["error"]

@@ -5,13 +5,12 @@ the reference fake transcriber inside the actors; the slow one runs the real Whi
 Ray actors through `qa-inspect run --executor ray --ray-address <this cluster>`, the command a
 team points at a real cluster."""
 import functools
-import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import sample_manifest
+from conftest import exported_records, sample_manifest
 
 ray = pytest.importorskip("ray")
 
@@ -137,9 +136,7 @@ def test_cli_run_with_real_whisper_in_ray_actors(cluster, root, samples, tmp_pat
         capture_output=True, text=True, env=env, cwd=root, timeout=400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "done: 2 ok, 0 error(s)" in proc.stdout, proc.stdout
-    exp = subprocess.run([sys.executable, "-m", "qa_inspect.cli", "export", "--db", str(db)],
-                         capture_output=True, text=True, check=True, env=env)
-    recs = {d["call_id"]: d for d in map(json.loads, exp.stdout.splitlines())}
+    recs = exported_records(db, env)
     assert set(recs) == ids
     for rec in recs.values():
         assert rec["status"] == "ok", rec
