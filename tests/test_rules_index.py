@@ -1,4 +1,5 @@
 """The per-pack phrase index (Aho-Corasick) changes speed, never results."""
+import pickle
 import random
 import sys
 import unicodedata
@@ -119,6 +120,7 @@ def test_engine_records_are_built_whole(root):
                 assert names <= set(vars(o)), (cls.__name__, names - set(vars(o)))
                 normal = cls(**{n: getattr(o, n) for n in names})
                 assert normal == o and hash(normal) == hash(o)
+                assert pickle.loads(pickle.dumps(o)) == normal  # results cross process boundaries
                 seen.add(cls)
     assert seen == {RuleResult, Evidence}
 
