@@ -54,6 +54,14 @@ def _packs(root):
     return PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
 
 
+def _batch_inputs(root, samples, tmp_path):
+    """(packs, work items of the SOME calls, reference transcripts, an ASR config) for a batch
+    whose transcriber reads the reference text."""
+    items = read_input(sample_manifest(tmp_path, samples, SOME))
+    cfg = ASRConfig(model_path=str(tmp_path / "unused"), language="zh")
+    return _packs(root), items, samples / "transcripts.jsonl", cfg
+
+
 def _comparable(r):
     d = r.to_dict()
     d["metrics"] = {k: v for k, v in d["metrics"].items() if k != "asr_rtf"}  # timing
@@ -75,10 +83,7 @@ def test_placement_cpu_gpu_and_caps():
 
 
 def test_ray_actors_give_the_same_rows_as_in_process(cluster, root, samples, tmp_path):
-    packs = _packs(root)
-    items = read_input(sample_manifest(tmp_path, samples, SOME))
-    ref = samples / "transcripts.jsonl"
-    cfg = ASRConfig(model_path=str(tmp_path / "unused"), language="zh")
+    packs, items, ref, cfg = _batch_inputs(root, samples, tmp_path)
     with open_store(tmp_path / "local.db") as st:
         run_batch(items, packs, st, lambda: ReferenceTranscriber(ref), cfg.key())
         local = {r.call.call_id: r for r in st.results()}
@@ -102,10 +107,7 @@ def test_ray_actors_give_the_same_rows_as_in_process(cluster, root, samples, tmp
 
 
 def test_an_actor_that_dies_becomes_error_rows_and_the_batch_goes_on(cluster, root, samples, tmp_path):
-    packs = _packs(root)
-    items = read_input(sample_manifest(tmp_path, samples, SOME))
-    ref = samples / "transcripts.jsonl"
-    cfg = ASRConfig(model_path=str(tmp_path / "unused"), language="zh")
+    packs, items, ref, cfg = _batch_inputs(root, samples, tmp_path)
     with open_store(tmp_path / "q.db") as st:
         s = run_batch_ray(items, packs, st, cfg, 2, max_in_flight=2,
                           transcriber_factory=functools.partial(DyingTranscriber, ref))
