@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	# an old `typing` backport pulled in by some packages breaks Python 3.11 imports
 	$(PIP) uninstall -q -y typing 2>/dev/null || true
-	$(PY) -c "from qa_inspect.asr import ensure_model; print('model:', ensure_model())"
+	$(PY) -c "from qa_inspect.speech.asr import ensure_model; print('model:', ensure_model())"
 	touch $@
 
 install: $(VENV)/.installed

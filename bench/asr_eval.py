@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data_dir / 'text.tsv'} not found", file=sys.stderr)
         return 2
 
-    from qa_inspect.asr import ASRConfig, WhisperTranscriber, ensure_model
-    from qa_inspect.audio import decode
+    from qa_inspect.speech.asr import ASRConfig, WhisperTranscriber, ensure_model
+    from qa_inspect.speech.decode import decode
 
     rows = read_rows(args.data_dir, args.limit)
     if not rows:

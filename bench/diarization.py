@@ -1,11 +1,11 @@
-"""Diarization error rate of qa_inspect.diarize on real and mixed calls.
+"""Diarization error rate of qa_inspect.speech.speakers on real and mixed calls.
 
     .venv/bin/python bench/diarization.py [--collar 0.25] [--data ../shared/data/asr-en-phone]
 
 Sets:
 - the real two-speaker English phone call in ../shared/data/asr-en-phone (truth: sample.rttm);
 - mono mixes of the stereo samples (the two channels averaged, as DecodedAudio.mono does);
-  truth: an energy VAD on each channel separately (qa_inspect.acoustics.energy_vad), channel =
+  truth: an energy VAD on each channel separately (qa_inspect.enrich.acoustics.energy_vad), channel =
   speaker. Speakers found are mapped to the truth speakers by the best assignment.
 
 DER (own implementation, frame-based on 10 ms frames, like NIST md-eval): (missed speech + false
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_inspect.acoustics import energy_vad  # noqa: E402
-from qa_inspect.audio import decode  # noqa: E402
-from qa_inspect.diarize import DiarizeConfig, diarize_detail, diarization_error as der, encoder  # noqa: E402
+from qa_inspect.enrich.acoustics import energy_vad  # noqa: E402
+from qa_inspect.speech.decode import decode  # noqa: E402
+from qa_inspect.speech.speakers import DiarizeConfig, diarize_detail, diarization_error as der, encoder  # noqa: E402
 
 
 
@@ -50,7 +50,7 @@ def role_accuracy(call_id: str, audio, lang: str) -> tuple[float, str] | None:
     or content when diarization is unsure), with the reference text/times standing in for Whisper."""
     import json
 
-    from qa_inspect.asr import Segment, mono_turns
+    from qa_inspect.speech.asr import Segment, mono_turns
 
     for line in (ROOT / "samples" / "transcripts.jsonl").read_text(encoding="utf-8").splitlines():
         d = json.loads(line)

@@ -4,8 +4,8 @@
 
 For each call: wall time of Whisper (the packaged base model, int8 CPU, as `qa-inspect run`;
 mono diarization switched off here so it is timed on its own), of the acoustic metrics
-(qa_inspect.acoustics on the decoded audio + word timestamps), of sentiment (qa_inspect.sentiment,
-when that package is present) and of diarization of the call's mono mix (qa_inspect.diarize,
+(qa_inspect.enrich.acoustics on the decoded audio + word timestamps), of sentiment (qa_inspect.enrich.sentiment,
+when that package is present) and of diarization of the call's mono mix (qa_inspect.speech.speakers,
 what a mono call pays). Models are loaded before timing (once per worker in a real run; their
 load times are printed separately). Percentages are of that call's transcription time.
 Targets (issue 4): acoustics + sentiment ≤ 10 %, diarization ≤ 15 %.
@@ -26,10 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
-    from qa_inspect.acoustics import enrich_acoustics
-    from qa_inspect.asr import ASRConfig, WhisperTranscriber
-    from qa_inspect.audio import decode
-    from qa_inspect.diarize import DiarizationError, diarize_detail, encoder
+    from qa_inspect.enrich.acoustics import enrich_acoustics
+    from qa_inspect.speech.asr import ASRConfig, WhisperTranscriber
+    from qa_inspect.speech.decode import decode
+    from qa_inspect.speech.speakers import DiarizationError, diarize_detail, encoder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(ROOT / "samples" / "manifest.csv"))
@@ -37,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
 
     try:  # the sentiment scorer is another engineer's module: optional here
-        from qa_inspect.sentiment import add_sentiment, get_scorer
+        from qa_inspect.enrich.sentiment import add_sentiment, get_scorer
     except ImportError:
         add_sentiment = get_scorer = None
 

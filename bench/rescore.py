@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_inspect.inputs import WorkItem  # noqa: E402
-from qa_inspect.pipeline import PackSet, config_hash, rescore, score_transcript  # noqa: E402
+from qa_inspect.batch.inputs import WorkItem  # noqa: E402
+from qa_inspect.batch.pipeline import PackSet, config_hash, rescore, score_transcript  # noqa: E402
 from qa_inspect.records import CallInput, Transcript, Turn  # noqa: E402
 from qa_inspect.rules import load_pack  # noqa: E402
 from qa_inspect.store import open_store  # noqa: E402

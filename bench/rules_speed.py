@@ -108,7 +108,7 @@ def main() -> int:
     a = ap.parse_args()
     shipped = load_pack(a.pack)
     if a.transcripts:
-        from qa_inspect.inputs import read_input
+        from qa_inspect.batch.inputs import read_input
 
         trs = [w.transcript for w in read_input(Path(a.transcripts)) if w.transcript]
         a.n = len(trs)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_inspect.records import Transcript, Turn  # noqa: E402
-from qa_inspect.sentiment import (CombinedScorer, SentimentConfig, SnowNLPScorer, add_sentiment,  # noqa: E402
+from qa_inspect.enrich.sentiment import (CombinedScorer, SentimentConfig, SnowNLPScorer, add_sentiment,  # noqa: E402
                                   get_scorer, is_filler)
 
 DATA = ROOT.parent / "shared" / "data" / "dialogues-zh"
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     # --- the rule as shipped -------------------------------------------------------------
     pack, thr = pack_threshold(Path(a.pack))
     if thr is not None:
-        from qa_inspect.metrics import talk_metrics
+        from qa_inspect.enrich.talk import talk_metrics
         from qa_inspect.rules import evaluate
 
         pred = np.array([next(r.matched for r in evaluate(pack, e, {**talk_metrics(e), **e.metrics})
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
         last.append(snow.score(cust[-1:])[0] if cust else 0.0)
     rows = [("ours: customer_sentiment_end", end), ("snownlp, last customer utterance", np.array(last))]
     if isinstance(scorer, CombinedScorer):  # each part alone, same call-level window
-        from qa_inspect.sentiment import call_metrics
+        from qa_inspect.enrich.sentiment import call_metrics
         feats = [scorer.features([t.text for t in tr.turns], [t.role for t in tr.turns]) for tr, _, _ in calls]
         for part in scorer.weights:
             vals = []

@@ -75,10 +75,10 @@ def make_copies(manifest: Path, minutes: float, out: Path) -> tuple[Path, float]
 
 def child_pipeline(manifest: str, workers: int, batch: int, db: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    from qa_inspect.cli import DEFAULT_PACK, DEFAULT_PACK_EN, _asr_config
-    from qa_inspect.executors import run_batch_parallel
-    from qa_inspect.inputs import read_input
-    from qa_inspect.pipeline import PackSet
+    from qa_inspect.cli.batch import DEFAULT_PACK, DEFAULT_PACK_EN, _asr_config
+    from qa_inspect.batch.pool import run_batch_parallel
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.pipeline import PackSet
     from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 
@@ -96,7 +96,7 @@ def child_raw(manifest: str, batch: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 
-    from qa_inspect.asr import DEFAULT_PROMPT_EN, DEFAULT_PROMPT_ZH, ensure_model
+    from qa_inspect.speech.asr import DEFAULT_PROMPT_EN, DEFAULT_PROMPT_ZH, ensure_model
 
     rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
     t0 = time.perf_counter()

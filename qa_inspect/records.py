@@ -167,7 +167,7 @@ class Score:
     grade: str
     fatal: bool
     deductions: tuple[tuple[str, float], ...] = ()  # (rule_id, points)
-    # added for scorecards (qa_inspect.scorecard): the per-item breakdown and what produced it
+    # added for scorecards (qa_inspect.scoring.scorecard): the per-item breakdown and what produced it
     breakdown: tuple[ScoreItem, ...] = ()
     scorecard_id: str = ""  # "" = the rule pack's own deductions (qa_inspect.scoring)
     scorecard_version: str = ""

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .records import Transcript, Turn, Word
+from qa_inspect.records import Transcript, Turn, Word
 
 LABELS = {"mobile": "[手机号]", "id_card": "[身份证号]", "bank_card": "[银行卡号]",
           "number": "[号码]", "address": "[地址]", "name": "[姓名]", "email": "[邮箱]"}

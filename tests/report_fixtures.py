@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from qa_inspect.inputs import read_input
-from qa_inspect.pipeline import PackSet, score_transcript
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.batch.pipeline import PackSet, score_transcript
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
 

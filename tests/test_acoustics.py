@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from qa_inspect.acoustics import AcousticConfig, acoustic_metrics, energy_vad, speech_units
-from qa_inspect.audio import DecodedAudio, decode
+from qa_inspect.enrich.acoustics import AcousticConfig, acoustic_metrics, energy_vad, speech_units
+from qa_inspect.speech.decode import DecodedAudio, decode
 from qa_inspect.enrich import enrich
-from qa_inspect.fakes import ReferenceTranscriber
+from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.records import Transcript, Turn, Word
 
 SR = 16000
@@ -219,7 +219,7 @@ def test_enrich_on_sample_calls_finds_the_scripted_hold_and_talk_over(samples):
 
 
 def test_audio_metrics_win_over_timestamp_talk_metrics_when_scoring(samples):
-    from qa_inspect.pipeline import WorkItem, score_transcript
+    from qa_inspect.batch.pipeline import WorkItem, score_transcript
     from qa_inspect.records import CallInput
     from qa_inspect.rules import load_pack
 
@@ -265,8 +265,8 @@ def test_metric_rules_on_sample_audio_meet_expected_outcomes(root, samples):
 def test_metrics_stored_exported_and_kept_by_rescore(root, samples, tmp_path):
     """Through the batch: metrics land in the store and the export record, per call and per
     utterance, and the long_silence rule fires on zh_long_hold from them."""
-    from qa_inspect.inputs import read_input
-    from qa_inspect.pipeline import PackSet, rescore, run_batch
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.pipeline import PackSet, rescore, run_batch
     from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qa_inspect.audio import SAMPLE_RATE, decode
+from qa_inspect.speech.decode import SAMPLE_RATE, decode
 from qa_inspect.errors import AudioError
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from qa_inspect.asr import Segment, _split_by_speaker, assign_roles_by_speaker, mono_turns
-from qa_inspect.audio import decode
-from qa_inspect.diarize import (DiarizationError, SpeakerSegment, diarization_error, diarize, encoder,
+from qa_inspect.speech.asr import Segment, _split_by_speaker, assign_roles_by_speaker, mono_turns
+from qa_inspect.speech.decode import decode
+from qa_inspect.speech.speakers import (DiarizationError, SpeakerSegment, diarization_error, diarize, encoder,
                                 speaker_at)
 from qa_inspect.records import Word
 
@@ -99,7 +99,7 @@ def test_same_voice_pitch_shifted_falls_back_to_content(samples, caplog):
         diarize(a.mono)
     ref = _ref_turns(samples, "zh_billing_12315")
     segs = [Segment(t["start"], t["end"], t["text"]) for t in ref]
-    with caplog.at_level(logging.INFO, logger="qa_inspect.asr"):
+    with caplog.at_level(logging.INFO, logger="qa_inspect.speech.asr"):
         turns, method = mono_turns(segs, a.mono, "zh")
     assert method == "content" and "too similar" in caplog.text and "roles by content" in caplog.text
     assert [t.role for t in turns] == [t["role"] for t in ref]

@@ -7,11 +7,11 @@ import time
 import pytest
 from conftest import exported_records, sample_manifest
 
-from qa_inspect.asr import ASRConfig
-from qa_inspect.executors import run_batch_parallel, worker_threads
-from qa_inspect.fakes import ReferenceTranscriber
-from qa_inspect.inputs import read_input
-from qa_inspect.pipeline import PackSet, run_batch
+from qa_inspect.speech.asr import ASRConfig
+from qa_inspect.batch.pool import run_batch_parallel, worker_threads
+from qa_inspect.speech.fakes import ReferenceTranscriber
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.batch.pipeline import PackSet, run_batch
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
 

@@ -1,7 +1,7 @@
 """The pipeline over real sample audio (decoded, hashed) with the reference-text transcriber."""
-from qa_inspect.fakes import ReferenceTranscriber
-from qa_inspect.inputs import read_input
-from qa_inspect.pipeline import PackSet, run_batch
+from qa_inspect.speech.fakes import ReferenceTranscriber
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.batch.pipeline import PackSet, run_batch
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
 

@@ -14,11 +14,11 @@ from conftest import exported_records, sample_manifest
 
 ray = pytest.importorskip("ray")
 
-from qa_inspect.asr import ASRConfig  # noqa: E402
-from qa_inspect.executors_ray import plan_placement, run_batch_ray  # noqa: E402
-from qa_inspect.fakes import ReferenceTranscriber  # noqa: E402
-from qa_inspect.inputs import read_input  # noqa: E402
-from qa_inspect.pipeline import PackSet, run_batch  # noqa: E402
+from qa_inspect.speech.asr import ASRConfig  # noqa: E402
+from qa_inspect.batch.ray_actors import plan_placement, run_batch_ray  # noqa: E402
+from qa_inspect.speech.fakes import ReferenceTranscriber  # noqa: E402
+from qa_inspect.batch.inputs import read_input  # noqa: E402
+from qa_inspect.batch.pipeline import PackSet, run_batch  # noqa: E402
 from qa_inspect.rules import load_pack  # noqa: E402
 from qa_inspect.store import open_store  # noqa: E402
 

@@ -153,8 +153,8 @@ def test_metric_conditions_and_pipeline_hook():
     assert r1.outcome == "pass" and "metric max_silence_s not available" in r1.reason
     assert r2.outcome == "fail" and "metric customer_sentiment_end not available" in r2.reason
     # the pipeline passes talk metrics (computed from timestamps) to the rules
-    from qa_inspect.inputs import WorkItem
-    from qa_inspect.pipeline import score_transcript
+    from qa_inspect.batch.inputs import WorkItem
+    from qa_inspect.batch.pipeline import score_transcript
     from qa_inspect.records import CallInput
 
     gap = Transcript(call_id="g", language="zh", duration=30.0,

@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from qa_inspect.inputs import read_input
+from qa_inspect.batch.inputs import read_input
 from qa_inspect.records import Transcript, Turn
 from qa_inspect.rules import evaluate, load_pack
 from qa_inspect.rules.engine import _fuzzy_pieces, evaluate_rule, prepare

@@ -5,7 +5,7 @@ import numpy as np
 
 import pytest
 
-from qa_inspect import embeddings
+from qa_inspect.enrich import embeddings
 from qa_inspect.errors import ModelMissingError
 from qa_inspect.records import Transcript, Turn
 from qa_inspect.rules import evaluate, parse_pack
@@ -147,7 +147,7 @@ def test_embed_is_normalised_and_cached():
 def test_utterance_vectors_are_stored_with_the_transcripts_and_read_back(tmp_path, monkeypatch):
     """With a results database attached, each utterance is embedded once per database: after
     the in-memory cache is gone (a new process, a re-score) the vectors come from the table."""
-    from qa_inspect import embeddings
+    from qa_inspect.enrich import embeddings
     from qa_inspect.store import open_store
 
     store = open_store(tmp_path / "qa.db")

@@ -7,13 +7,13 @@ from click.testing import CliRunner
 
 from qa_inspect.cli import main
 from qa_inspect.errors import RuleError
-from qa_inspect.fakes import ReferenceTranscriber
-from qa_inspect.inputs import read_input
-from qa_inspect.pipeline import PackSet, config_hash, run_batch
+from qa_inspect.speech.fakes import ReferenceTranscriber
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.batch.pipeline import PackSet, config_hash, run_batch
 from qa_inspect.records import CallResult, RuleResult
 from qa_inspect.rules import load_pack
 from qa_inspect.rules.model import GradeBand, RulePack
-from qa_inspect.scorecard import (apply_scorecard, check_against_pack, load_scorecard, parse_scorecard,
+from qa_inspect.scoring.scorecard import (apply_scorecard, check_against_pack, load_scorecard, parse_scorecard,
                                   with_scorecard)
 from qa_inspect.store import open_store
 

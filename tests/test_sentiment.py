@@ -7,9 +7,9 @@ import pytest
 
 from qa_inspect.errors import ModelMissingError
 from qa_inspect.records import Transcript, Turn
-from qa_inspect.sentiment import (END_WEIGHTS, FixedScorer, LexiconScorer, SentimentConfig, add_sentiment,
+from qa_inspect.enrich.sentiment import (END_WEIGHTS, FixedScorer, LexiconScorer, SentimentConfig, add_sentiment,
                                   call_metrics, get_scorer, label_value)
-from qa_inspect.sentiment import SentimentConfigError
+from qa_inspect.enrich.sentiment import SentimentConfigError
 
 LEX = LexiconScorer()
 
@@ -86,7 +86,7 @@ def test_add_sentiment_keeps_other_metrics_and_omits_absent_roles():
 
 
 def test_customer_negative_end_rule_fires_on_an_unhappy_ending(root):
-    from qa_inspect.metrics import talk_metrics
+    from qa_inspect.enrich.talk import talk_metrics
     from qa_inspect.rules import evaluate, load_pack
 
     pack = load_pack(root / "rules/customer_service_zh.yaml")
@@ -181,8 +181,8 @@ def test_combined_scorer_orders_polite_above_angry():
 
 def test_enrich_puts_sentiment_into_the_exported_result(root, tmp_path, monkeypatch):
     """A given transcript through the pipeline: enrich → metrics → rules → CallResult.to_dict()."""
-    from qa_inspect.inputs import read_input
-    from qa_inspect.pipeline import process_item, BatchSummary
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.pipeline import process_item, BatchSummary
     from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from qa_inspect.fakes import ReferenceTranscriber
-from qa_inspect.inputs import read_input
-from qa_inspect.pipeline import PackSet, RescoreSummary, rescore, run_batch
-from qa_inspect.rescoring import rescore_store
+from qa_inspect.speech.fakes import ReferenceTranscriber
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.batch.pipeline import PackSet, RescoreSummary, rescore, run_batch
+from qa_inspect.batch.rescore import rescore_store
 from qa_inspect.records import CallInput, CallResult, Transcript, Turn
 from qa_inspect.rules import load_pack
 from qa_inspect.store import SQLiteStore, open_store, result_row

@@ -1,7 +1,7 @@
 import json
 
-from qa_inspect.inputs import read_input
-from qa_inspect.metrics import talk_metrics
+from qa_inspect.batch.inputs import read_input
+from qa_inspect.enrich.talk import talk_metrics
 from qa_inspect.records import CallInput, CallResult, Transcript, Turn
 from qa_inspect.store import open_store
 from qa_inspect.text import arabic_to_spoken, normalize, spoken_digits_to_arabic

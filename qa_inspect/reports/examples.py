@@ -194,7 +194,7 @@ def cut_clips(examples: Sequence[Example], clips_dir: Path, *, context: float = 
     ``clip_error`` set instead (the card still shows the transcript)."""
     import soundfile as sf
 
-    from qa_inspect.audio import decode
+    from qa_inspect.speech.decode import decode
 
     clips_dir.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Any] = {}

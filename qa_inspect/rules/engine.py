@@ -12,7 +12,7 @@ once, lazily, and only for conditions that ask for it; it is read character by c
 one character per syllable (``_sounds``), aligned with the text.
 
 Semantic matching (``similar_to``) comes last, as an alternative to ``any``: a turn whose
-sentence embedding (qa_inspect.embeddings, on the verbatim text) has cosine similarity ≥ the
+sentence embedding (qa_inspect.enrich.embeddings, on the verbatim text) has cosine similarity ≥ the
 condition's ``threshold`` to one of its example sentences matches ("semantic", confidence = the
 similarity). A turn is embedded at most once per ``prepare`` (lazily, and only for conditions
 that use ``similar_to``); a condition's examples are embedded once per condition object.
@@ -37,9 +37,9 @@ from itertools import accumulate
 import ahocorasick
 from rapidfuzz.distance import Levenshtein
 
-from ..records import Evidence, RuleResult, Transcript
-from ..text import normalize, normalize_many
-from .model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, REPEAT_MIN_LEN, Condition, Context, Expr, Rule, RulePack
+from qa_inspect.records import Evidence, RuleResult, Transcript
+from qa_inspect.text import normalize, normalize_many
+from qa_inspect.rules.model import FUZZY_MIN_LEN, PINYIN_MIN_LEN, REPEAT_MIN_LEN, Condition, Context, Expr, Rule, RulePack
 
 PINYIN_CONFIDENCE = 0.9
 _HAN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003134f]")
@@ -71,7 +71,7 @@ class PreparedTurn:
     @cached_property
     def embedding(self):
         """The turn's unit sentence vector (computed on first use and kept on the turn)."""
-        from .. import embeddings
+        from qa_inspect.enrich import embeddings
 
         return embeddings.embed([self.text.strip()])[0]
 
@@ -347,7 +347,7 @@ def _example_vectors(cond: Condition):
     got = _EXAMPLES.get(id(cond))
     if got is not None and got[0] is cond:
         return got[1]
-    from .. import embeddings
+    from qa_inspect.enrich import embeddings
 
     vecs = embeddings.embed(list(cond.similar_to))
     if len(_EXAMPLES) >= 4096:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..records import Transcript
-from .engine import evaluate
-from .model import RulePack
+from qa_inspect.records import Transcript
+from qa_inspect.rules.engine import evaluate
+from qa_inspect.rules.model import RulePack
 
 
 @dataclass
@@ -65,8 +65,8 @@ def evaluate_pack_against_labels(pack: RulePack, transcripts: list[Transcript],
     an item does not count for that item."""
     # metric: rules need the call metrics, computed as the pipeline's score_transcript does
     # (enrichment is a stage above the engine, hence imported here, not at module level)
-    from ..enrich import enrich
-    from ..metrics import talk_metrics
+    from qa_inspect.enrich import enrich
+    from qa_inspect.enrich.talk import talk_metrics
 
     items = [r.id for r in pack.rules if any(r.id in lab for lab in labels.values())]
     scores = {i: ItemScore(i) for i in items}
@@ -101,7 +101,7 @@ def read_labels(path, item_map: dict[str, str] | None = None, id_key: str = "") 
     import json
     from pathlib import Path
 
-    from ..errors import InputError
+    from qa_inspect.errors import InputError
 
     item_map = item_map or {}
     out: dict[str, dict[str, bool]] = {}

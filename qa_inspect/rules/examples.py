@@ -5,8 +5,8 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from ..records import Transcript, Turn
-from .model import Example, Rule, RulePack
+from qa_inspect.records import Transcript, Turn
+from qa_inspect.rules.model import Example, Rule, RulePack
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def example_transcript(ex: Example, language: str) -> Transcript:
 
 
 def run_rule_examples(pack: RulePack, rule: Rule) -> list[ExampleOutcome]:
-    from .engine import evaluate
+    from qa_inspect.rules.engine import evaluate
 
     one = dataclasses.replace(pack, rules=(rule,))
     out = []

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import RuleError
-from ..text import normalize
-from .model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, EXPR_KEYWORDS, FUZZY_MIN_LEN, KINDS, METRIC_KEYS,
+from qa_inspect.errors import RuleError
+from qa_inspect.text import normalize
+from qa_inspect.rules.model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, EXPR_KEYWORDS, FUZZY_MIN_LEN, KINDS, METRIC_KEYS,
                     METRIC_OPS, METRICS, ROLES, RULE_KEYS, SEMANTIC_THRESHOLD, SEVERITIES, STATUSES, WINDOW_KEYS,
                     WITHIN_KEYS, Condition, Context, Example, Expr, GradeBand, Metric, Rule, RulePack, Window)
 

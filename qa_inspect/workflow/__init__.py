@@ -5,7 +5,7 @@
 For other reports: ``final_scores(store)`` gives every ok call's final score
 (upheld appeal > manual review > machine) with where it came from.
 """
-from .appeals import FinalScore, decide_appeal, final_scores, list_appeals, open_appeal
-from .db import WorkflowError
+from qa_inspect.workflow.appeals import FinalScore, decide_appeal, final_scores, list_appeals, open_appeal
+from qa_inspect.workflow.db import WorkflowError
 
 __all__ = ["FinalScore", "WorkflowError", "decide_appeal", "final_scores", "list_appeals", "open_appeal"]

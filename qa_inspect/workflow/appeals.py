@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..store import SQLiteStore
-from .db import WorkflowError, ensure_schema, now_iso
+from qa_inspect.store import SQLiteStore
+from qa_inspect.workflow.db import WorkflowError, ensure_schema, now_iso
 
 STATUSES = ("open", "upheld", "rejected")
 

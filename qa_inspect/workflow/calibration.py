@@ -15,8 +15,8 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any, Hashable, Sequence
 
-from ..store import SQLiteStore
-from .db import ensure_schema
+from qa_inspect.store import SQLiteStore
+from qa_inspect.workflow.db import ensure_schema
 
 FLAGGED = ("fail", "hit")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
-from ..errors import QAError
+from qa_inspect.errors import QAError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS qc_samples (

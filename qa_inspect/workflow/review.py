@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import QAError
-from ..store import SQLiteStore
-from .db import WorkflowError, ensure_schema, now_iso
-from .sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
-from .worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
+from qa_inspect.errors import QAError
+from qa_inspect.store import SQLiteStore
+from qa_inspect.workflow.db import WorkflowError, ensure_schema, now_iso
+from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
+from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
                         rows_for_call, write_worksheet)
 
 FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
@@ -19,7 +19,7 @@ def _redactor(redact: bool) -> Callable[[str], str] | None:
     if not redact:
         return None
     try:  # written alongside this module by another change; imported only when needed
-        from ..redact import redact_text
+        from qa_inspect.redact import redact_text
     except ImportError as e:
         raise WorkflowError(f"--redact needs qa_inspect.redact ({e}); use --no-redact to write evidence as is")
     return redact_text

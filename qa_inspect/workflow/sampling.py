@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from ..errors import RuleError
-from ..records import CallResult
-from ..rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
+from qa_inspect.errors import RuleError
+from qa_inspect.records import CallResult
+from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
 
 TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters"}
 META_KEYS = {"id", "version", "title", "description"}

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..records import CallResult
-from ..scoring import evidence_text, mmss
+from qa_inspect.records import CallResult
+from qa_inspect.scoring import evidence_text, mmss
 
 CALL_ITEM = "(call)"
 VERDICTS = ("confirmed", "false_positive", "missed")

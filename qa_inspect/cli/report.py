@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from .cli_common import CONTEXT, fail, open_existing_store, store_errors
-from .errors import QAError
+from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.errors import QAError
 
 
 
@@ -44,7 +44,7 @@ def register(main: click.Group) -> None:
         exist). HTML pages open offline; the XLSX has sheets Summary, Agents, Items, Trend, Calls.
 
         Exit code 0 on success, 2 when nothing can be reported (bad date, no calls in range)."""
-        from .reports.agents import manual_scores, parse_date, select, write_agent_reports
+        from qa_inspect.reports.agents import manual_scores, parse_date, select, write_agent_reports
 
         try:
             d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
@@ -84,7 +84,7 @@ def register(main: click.Group) -> None:
 
         Exit code 0 on success (also when no call fits: the page says so), 2 when the rule id
         is unknown or the database cannot be read."""
-        from .reports.examples import write_gallery
+        from qa_inspect.reports.examples import write_gallery
 
         title, description, to_end = _rule_info(rule_id, rules_paths)
         store = _open(db)
@@ -105,8 +105,8 @@ def register(main: click.Group) -> None:
 def _rule_info(rule_id: str, paths) -> tuple[str, str, bool]:
     """(title, description, scoped to the end of the call) of ``rule_id`` from the rule packs;
     empty when no pack has it (the gallery then uses the stored title)."""
-    from .cli import DEFAULT_PACK, DEFAULT_PACK_EN
-    from .rules import load_pack
+    from qa_inspect.cli.common import DEFAULT_PACK, DEFAULT_PACK_EN
+    from qa_inspect.rules import load_pack
 
     for p in paths or (DEFAULT_PACK, DEFAULT_PACK_EN):
         try:

@@ -32,11 +32,11 @@ import logging
 import os
 from typing import Any, Callable, Sequence
 
-from . import executors
-from .errors import QAError
-from .inputs import WorkItem
-from .pipeline import BatchSummary, PackSet, error_result
-from .records import CallResult
+from qa_inspect.batch import pool as executors
+from qa_inspect.errors import QAError
+from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.batch.pipeline import BatchSummary, PackSet, error_result
+from qa_inspect.records import CallResult
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _run_jobs(ray, jobs, store, asr_cfg, asr_key, workers, summary, finish, work
     pl = plan_placement(ray.cluster_resources(), asr_cfg, workers, len(jobs), fake=factory is not None)
     if local and factory is None and not asr_cfg.model_path:
         try:  # same machine: assemble the packaged model once here, not racing in every actor
-            from .asr import ensure_model
+            from qa_inspect.speech.asr import ensure_model
 
             ensure_model()
         except QAError:

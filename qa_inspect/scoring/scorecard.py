@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 
-from .errors import RuleError
-from .records import RuleResult, Score, ScoreItem
-from .rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_mapping
-from .rules.model import GradeBand, RulePack
-from .scoring import evidence_ref, grade_for
+from qa_inspect.errors import RuleError
+from qa_inspect.records import RuleResult, Score, ScoreItem
+from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_mapping
+from qa_inspect.rules.model import GradeBand, RulePack
+from qa_inspect.scoring import evidence_ref, grade_for
 
 TOP_KEYS = {"scorecard", "grades", "sections", "bonus", "bonus_cap", "fatal", "unscored"}
 META_KEYS = {"id", "version", "title", "pack", "base", "max_score", "description"}
@@ -484,6 +484,6 @@ def score_results(pack: RulePack, results: Sequence[RuleResult]) -> Score:
     sc = getattr(pack, "scorecard", None)
     if sc is not None:
         return apply_scorecard(sc, results)
-    from .scoring import score_call
+    from qa_inspect.scoring import score_call
 
     return score_call(results, [(g.min, g.grade) for g in pack.grades])

@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .audio import DecodedAudio
-from .errors import ModelMissingError
-from .records import Transcript, Turn, Word
-from .text import to_simplified
+from qa_inspect.speech.decode import DecodedAudio
+from qa_inspect.errors import ModelMissingError
+from qa_inspect.records import Transcript, Turn, Word
+from qa_inspect.text import to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class ASRConfig:
     vad_filter: bool = True
     cpu_threads: int = 0
     batch_size: int = 0  # >0: BatchedInferencePipeline
-    diarize_mono: bool = True  # mono calls: speakers by voice (qa_inspect.diarize), else by content only
+    diarize_mono: bool = True  # mono calls: speakers by voice (qa_inspect.speech.speakers), else by content only
 
     def key(self) -> str:
         """Hash of what changes the transcript (cpu_threads doesn't)."""
@@ -221,7 +221,7 @@ def mono_turns(segs: Sequence[Segment], signal: np.ndarray, language: str | None
     """(turns with roles, role_method) for a mono call: by voice when diarization works, else by content."""
     if use_diarization and segs:
         try:
-            from .diarize import DiarizationError, diarize
+            from qa_inspect.speech.speakers import DiarizationError, diarize
 
             turns = assign_roles_by_speaker(segs, diarize(signal), language)
             agree, n = _cue_agreement(turns, language)
@@ -230,7 +230,7 @@ def mono_turns(segs: Sequence[Segment], signal: np.ndarray, language: str | None
                                        "with a clear cue")
             return turns, "diarization"
         except Exception as e:  # no model, one voice, too little speech: content still gives roles
-            from .diarize import DiarizationError
+            from qa_inspect.speech.speakers import DiarizationError
 
             if isinstance(e, DiarizationError):  # an expected outcome on some calls, not a fault
                 log.info("mono call: %s; roles by content instead", e)
@@ -254,7 +254,7 @@ def _cue_agreement(turns: Sequence[Turn], language: str | None) -> tuple[int, in
 def _split_by_speaker(s: Segment, speakers, lang: str, min_run_s: float = 1.0) -> list[tuple[int | None, Segment]]:
     """Split a Whisper segment where the speaker changes (by its words' times); runs of words
     shorter than ``min_run_s`` join their neighbour (a label flicker is not a turn change)."""
-    from .diarize import speaker_at
+    from qa_inspect.speech.speakers import speaker_at
 
     if not s.words:
         return [(speaker_at(s.start, s.end, speakers), s)]

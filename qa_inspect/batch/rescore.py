@@ -26,11 +26,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
-from .errors import QAError
-from .inputs import WorkItem
-from .metrics import talk_metrics
-from .records import CallResult
-from .store import dumps, loads, open_store, result_row
+from qa_inspect.errors import QAError
+from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.enrich.talk import talk_metrics
+from qa_inspect.records import CallResult
+from qa_inspect.store import dumps, loads, open_store, result_row
 
 try:
     import orjson  # noqa: F401  (the store serialises with it: dataclasses natively)
@@ -81,7 +81,7 @@ def rescore_range(first: str, last: str) -> ChunkOut:
 def rescore_chunk(rows: list[tuple[str, str]], on_result: Callable | None = None) -> ChunkOut:
     """Score one chunk of ``(call_id, record JSON)`` with the worker's packs. Never raises:
     a row that cannot be re-scored is reported in ``failures`` and keeps its stored result."""
-    from .pipeline import config_hash, score_transcript
+    from qa_inspect.batch.pipeline import config_hash, score_transcript
 
     out = ChunkOut([], [], {})
     for cid, text in rows:
@@ -168,7 +168,7 @@ def _score(old: CallResult, tr, key: str | None, config_hash, score_transcript) 
 def _deferred(store, rows: list[tuple[str, str]], summary, on_result) -> None:
     """Rows whose audio has several stored ASR keys: find the key by comparing transcripts
     (the slow, rare path), one transaction per call."""
-    from .pipeline import _asr_key_of, config_hash, score_transcript
+    from qa_inspect.batch.pipeline import _asr_key_of, config_hash, score_transcript
 
     for cid, text in rows:
         try:
@@ -187,7 +187,7 @@ def _deferred(store, rows: list[tuple[str, str]], summary, on_result) -> None:
 
 
 def _count_change(summary, cid, old, new) -> None:
-    from .pipeline import ScoreChange
+    from qa_inspect.batch.pipeline import ScoreChange
 
     os_, ns = old.score, new.score
     if os_ is None or (os_.score, os_.grade, os_.fatal) != (ns.score, ns.grade, ns.fatal):
@@ -203,7 +203,7 @@ def rescore_store(store, packs, summary, *, workers: int | None = None,
     ``workers`` None: one process per CPU core (at most 4) when there are more than a few
     chunks, else in process. ``on_result`` needs the records in this process: it forces
     ``workers=1``."""
-    from .pipeline import ScoreChange
+    from qa_inspect.batch.pipeline import ScoreChange
 
     keys = store.transcript_keys()
     if on_result is not None:

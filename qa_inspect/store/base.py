@@ -7,12 +7,11 @@ transaction per call, so a killed batch resumes without losing or double-countin
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from .records import CallResult, Transcript
+from qa_inspect.records import CallResult, Transcript
 
 try:  # orjson: 5-10x faster JSON both ways, what makes bulk re-scoring fast (optional)
     import orjson
@@ -180,45 +179,3 @@ class SQLStoreBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class SQLiteStore(SQLStoreBase):
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.url = str(self.path)  # what a re-score worker process opens its own connection with
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-
-    def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO transcripts VALUES (?,?,?,?)",
-                            (audio_hash, asr_key, dumps(transcript.to_dict()), time.time()))
-
-    def put_rows(self, rows: Sequence[ResultRow]) -> None:
-        """Rows made by ``result_row``, in one transaction (all stored, or none)."""
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", rows)
-
-    def results(self) -> Iterator[CallResult]:
-        for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):
-            yield CallResult.from_dict(loads(rec))
-
-
-def open_store(url: str | Path) -> SQLiteStore:
-    """``qa.db`` or ``sqlite:///qa.db`` (the embedded default), or ``postgresql://...`` (a
-    database a team shares; needs the ``postgres`` extra: ``pip install 'qa-inspect[postgres]'``)."""
-    s = str(url)
-    if s.startswith(("postgresql://", "postgres://")):
-        from .store_pg import PostgresStore
-
-        return PostgresStore(s)  # type: ignore[return-value]  # same interface (Store)
-    if s.startswith("sqlite:///"):
-        s = s[len("sqlite:///"):]
-    store = SQLiteStore(s)
-    from . import embeddings  # utterance vectors (similar_to rules) live next to the transcripts
-
-    embeddings.persist_to(store.path)
-    return store

@@ -3,7 +3,7 @@
 - ``LexiconScorer``: the hand-written customer-service lexicon (``lexicon.py``); no model, µs/turn.
 - ``CombinedScorer`` (default): a fixed weighted sum of the lexicon, few-shot similarity to
   short anchor sentences over the packaged multilingual sentence encoder
-  (``qa_inspect.embeddings``), and ``snownlp``/``jiagu`` sentiment as features.
+  (``qa_inspect.enrich.embeddings``), and ``snownlp``/``jiagu`` sentiment as features.
 - ``TransformersScorer``: a ``transformers`` text-classification pipeline over a model directory
   the user supplies (never a hub download), labels mapped to [-1, 1].
 - ``FixedScorer``: a fake for fast tests (scores looked up by substring).
@@ -21,8 +21,8 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import ModelMissingError
-from .lexicon import Lexicon, is_filler, lexicon_score
+from qa_inspect.errors import ModelMissingError
+from qa_inspect.enrich.sentiment.lexicon import Lexicon, is_filler, lexicon_score
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,12 @@ class EmbeddingScorer:
 
     @cached_property
     def _anchors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from .. import embeddings
+        from qa_inspect.enrich import embeddings
         return (embeddings.embed(NEGATIVE_ANCHORS), embeddings.embed(POSITIVE_ANCHORS),
                 embeddings.embed(NEUTRAL_ANCHORS))
 
     def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
-        from .. import embeddings
+        from qa_inspect.enrich import embeddings
         keep = [i for i, t in enumerate(texts) if not is_filler(t)]
         out = [0.0] * len(texts)
         if not keep:

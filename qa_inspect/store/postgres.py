@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 from typing import Iterator, Sequence
 
-from .errors import QAError
-from .records import CallResult, Transcript
-from .store import ResultRow, SQLStoreBase, dumps, loads
+from qa_inspect.errors import QAError
+from qa_inspect.records import CallResult, Transcript
+from qa_inspect.store import ResultRow, SQLStoreBase, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (

@@ -11,16 +11,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
-from . import audio as audio_mod
-from .enrich import enrich
-from .errors import QAError
-from .inputs import WorkItem
-from .metrics import talk_metrics
-from .records import CallResult, Transcript
-from .rules import evaluate
-from .rules.model import RulePack
-from .scoring import score_call
-from .store import SQLiteStore
+from qa_inspect.speech import decode as audio_mod
+from qa_inspect.enrich import enrich
+from qa_inspect.errors import QAError
+from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.enrich.talk import talk_metrics
+from qa_inspect.records import CallResult, Transcript
+from qa_inspect.rules import evaluate
+from qa_inspect.rules.model import RulePack
+from qa_inspect.scoring import score_call
+from qa_inspect.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Transcriber(Protocol):
 
 def config_hash(asr_key: str, pack: RulePack) -> str:
     key = f"{asr_key}|{pack.id}|{pack.version}|{pack.hash}"
-    sc = getattr(pack, "scorecard", None)  # a pack bound to a scorecard (qa_inspect.scorecard)
+    sc = getattr(pack, "scorecard", None)  # a pack bound to a scorecard (qa_inspect.scoring.scorecard)
     if sc is not None:  # only then: hashes of runs without a scorecard stay as they were
         key += f"|{sc.id}|{sc.version}|{sc.hash}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -47,7 +47,7 @@ def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_ha
     metrics.update(extra_metrics or {})
     rules = evaluate(pack, tr, metrics)  # metric: conditions read the call metrics
     if getattr(pack, "scorecard", None) is not None:
-        from .scorecard import apply_scorecard
+        from qa_inspect.scoring.scorecard import apply_scorecard
 
         score = apply_scorecard(pack.scorecard, rules)
     else:
@@ -109,12 +109,12 @@ class PackSet:
     """Rule packs by language; a call uses the pack of its language, else the first pack."""
 
     def __init__(self, packs: Sequence[RulePack], scorecards: Sequence = ()) -> None:
-        """``scorecards``: ``qa_inspect.scorecard.Scorecard``s, each bound to the pack it names
+        """``scorecards``: ``qa_inspect.scoring.scorecard.Scorecard``s, each bound to the pack it names
         (raises RuleError if it names a pack not given or a rule the pack lacks)."""
         if not packs:
             raise ValueError("at least one rule pack is needed")
         if scorecards:
-            from .scorecard import attach_scorecards
+            from qa_inspect.scoring.scorecard import attach_scorecards
 
             packs = attach_scorecards(packs, scorecards)
         self.packs = tuple(packs)
@@ -259,7 +259,7 @@ def rescore(store: SQLiteStore, packs: PackSet, *,
     No audio is read and no ASR runs. Error rows are left alone (``run`` retries them). A call
     that cannot be re-scored keeps its stored result and is counted in ``failed``. ``workers``:
     processes that score chunks (None: one per core for large stores); see ``rescoring``."""
-    from .rescoring import rescore_store
+    from qa_inspect.batch.rescore import rescore_store
 
     summary = RescoreSummary()
     t0 = time.perf_counter()

@@ -15,11 +15,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..errors import QAError
-from ..records import Transcript
-from .backends import (CombinedScorer, EmbeddingScorer, FixedScorer, JiaguScorer, LexiconScorer, Scorer,
+from qa_inspect.errors import QAError
+from qa_inspect.records import Transcript
+from qa_inspect.enrich.sentiment.backends import (CombinedScorer, EmbeddingScorer, FixedScorer, JiaguScorer, LexiconScorer, Scorer,
                        SnowNLPScorer, TransformersScorer, label_value)
-from .lexicon import Lexicon, analyse, is_filler
+from qa_inspect.enrich.sentiment.lexicon import Lexicon, analyse, is_filler
 
 __all__ = ["SentimentConfig", "Scorer", "LexiconScorer", "CombinedScorer", "EmbeddingScorer", "SnowNLPScorer",
            "JiaguScorer", "TransformersScorer", "FixedScorer", "get_scorer", "add_sentiment", "call_metrics",

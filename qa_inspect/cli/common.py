@@ -8,9 +8,12 @@ from typing import Iterator
 
 import click
 
-from .errors import QAError
+from qa_inspect.errors import QAError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+DEFAULT_PACK = "rules/telecom_zh.yaml"
+DEFAULT_PACK_EN = "rules/telecom_en.yaml"
 
 
 def fail(e: QAError, code: int = 2) -> None:
@@ -43,7 +46,7 @@ def open_existing_store(db: str):
     empty one here), or a ``postgresql://`` URL; anything else is one error line, exit 2."""
     import sqlite3
 
-    from .store import open_store
+    from qa_inspect.store import open_store
 
     if "://" not in db or db.startswith("sqlite:///"):
         path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import ModelMissingError, QAError
+from qa_inspect.errors import ModelMissingError, QAError
 
 log = logging.getLogger(__name__)
 

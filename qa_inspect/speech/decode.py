@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError
+from qa_inspect.errors import AudioError
 
 log = logging.getLogger(__name__)
 

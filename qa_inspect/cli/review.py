@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from .cli_common import CONTEXT, fail
-from .errors import QAError
+from qa_inspect.cli.common import CONTEXT, fail
+from qa_inspect.errors import QAError
 
 DB_OPTION = click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
                          help="SQLite results file written by `run`.")
@@ -19,7 +19,7 @@ _fail = fail  # one error line and an exit code (cli_common)
 def _open(db):
     import sqlite3
 
-    from .store import open_store
+    from qa_inspect.store import open_store
 
     try:
         return open_store(db)
@@ -55,8 +55,8 @@ def scorecard_validate(card, pack_path):
     unknown rule ids and wrong types are errors, pack rules the card leaves out are warnings.
 
     Exit code 0 when usable (warnings allowed), 1 with errors."""
-    from .rules import load_pack
-    from .scorecard import check_against_pack, parse_scorecard
+    from qa_inspect.rules import load_pack
+    from qa_inspect.scoring.scorecard import check_against_pack, parse_scorecard
 
     try:
         pack = load_pack(pack_path)
@@ -130,8 +130,8 @@ def sample(db, plan_path, seed, out, redact, as_json):
     record it in --db and write the review worksheet (one row per call and item).
 
     Exit code 0 on success, 2 when the plan or database cannot be used."""
-    from .workflow.review import create_sample
-    from .workflow.sampling import load_plan
+    from qa_inspect.workflow.review import create_sample
+    from qa_inspect.workflow.sampling import load_plan
 
     try:
         plan = load_plan(plan_path)
@@ -176,7 +176,7 @@ def review_import(worksheet, db, reviewer):
 
     Exit code 0 when every row was good, 1 when some rows were rejected, 2 when the sheet
     cannot be read at all."""
-    from .workflow.review import import_worksheet
+    from qa_inspect.workflow.review import import_worksheet
 
     store = _open(db)
     try:
@@ -200,7 +200,7 @@ def review_scores(db, fmt):
     """Final score of every call: upheld appeal > manual review > machine, with its source."""
     import csv as csv_mod
 
-    from .workflow import final_scores
+    from qa_inspect.workflow import final_scores
 
     store = _open(db)
     try:
@@ -247,7 +247,7 @@ def _show_appeal(a) -> str:
 @click.option("--by", "by", required=True, help="Who appeals (the agent).")
 def appeal_open(call_id, db, reason, by):
     """Open an appeal against CALL_ID's result; prints the appeal id."""
-    from .workflow import open_appeal
+    from qa_inspect.workflow import open_appeal
 
     store = _open(db)
     try:
@@ -269,7 +269,7 @@ def appeal_open(call_id, db, reason, by):
 def appeal_decide(appeal_id, db, upheld, by, score, note):
     """Decide open appeal APPEAL_ID: --upheld --score X sets the call's final score to X;
     --rejected keeps it."""
-    from .workflow import decide_appeal
+    from qa_inspect.workflow import decide_appeal
 
     store = _open(db)
     try:
@@ -287,7 +287,7 @@ def appeal_decide(appeal_id, db, upheld, by, score, note):
 @click.option("--json", "as_json", is_flag=True)
 def appeal_list(db, status, as_json):
     """List appeals (all, or by --status)."""
-    from .workflow import list_appeals
+    from qa_inspect.workflow import list_appeals
 
     store = _open(db)
     try:
@@ -310,7 +310,7 @@ def calibrate(db, as_json):
     manual score (Pearson r, mean absolute difference), Cohen's kappa on violation yes/no per
     item, agreement between reviewers on calls reviewed twice, and the rules to fix first
     (most false positives per week)."""
-    from .workflow.calibration import calibrate as run_calibration
+    from qa_inspect.workflow.calibration import calibrate as run_calibration
 
     store = _open(db)
     try:

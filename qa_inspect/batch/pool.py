@@ -30,14 +30,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
-from . import audio as audio_mod
-from .enrich import enrich
-from .errors import QAError
-from .inputs import WorkItem
-from .pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
+from qa_inspect.speech import decode as audio_mod
+from qa_inspect.enrich import enrich
+from qa_inspect.errors import QAError
+from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.batch.pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
                        score_transcript)
-from .records import CallResult, Transcript
-from .store import SQLiteStore
+from qa_inspect.records import CallResult, Transcript
+from qa_inspect.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) 
     global _TRANSCRIBER, _INIT_ERROR
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
     try:
-        from .asr import WhisperTranscriber
+        from qa_inspect.speech.asr import WhisperTranscriber
 
         _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
         _warm_up_enrich()
@@ -82,7 +82,7 @@ def _warm_up_enrich() -> None:
 
     import numpy as np
 
-    from .records import Turn
+    from qa_inspect.records import Turn
 
     with open(os.path.join(tempfile.gettempdir(), "qa_inspect-numba-warm-up.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -94,7 +94,7 @@ def _warm_up_enrich() -> None:
             tr = Transcript(call_id="warm-up", language="zh", duration=2.0, turns=(
                 Turn(role="agent", text="您好请问有什么可以帮您", start=0.1, end=0.9, channel=0),
                 Turn(role="customer", text="我想查一下话费", start=1.0, end=1.9, channel=1)))
-            from .acoustics import enrich_acoustics  # the numba part only (models load later, in parallel)
+            from qa_inspect.enrich.acoustics import enrich_acoustics  # the numba part only (models load later, in parallel)
 
             enrich_acoustics(tr, pcm)
         except Exception:  # only a warm-up: the real call reports its own failure
@@ -158,7 +158,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
 
         def get_transcriber():
             if "t" not in holder:
-                from .asr import WhisperTranscriber
+                from qa_inspect.speech.asr import WhisperTranscriber
 
                 holder["t"] = WhisperTranscriber(asr_cfg)
             return holder["t"]
@@ -181,7 +181,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
             asr_cfg, cpu_threads=worker_threads(n))
         if not asr_cfg.model_path:
             try:  # assemble the packaged model once here, not racing in every worker
-                from .asr import ensure_model
+                from qa_inspect.speech.asr import ensure_model
 
                 ensure_model()
             except QAError:

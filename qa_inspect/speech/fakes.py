@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .audio import DecodedAudio
-from .records import Transcript
+from qa_inspect.speech.decode import DecodedAudio
+from qa_inspect.records import Transcript
 
 
 class ReferenceTranscriber:

@@ -1,10 +1,10 @@
 """Default scoring (no scorecard): start from 100, subtract each rule's deduction, a fatal
-item zeroes the call, grade bands. ``qa_inspect.scorecard`` is the configurable version."""
+item zeroes the call, grade bands. ``qa_inspect.scoring.scorecard`` is the configurable version."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from .records import Evidence, RuleResult, Score, ScoreItem
+from qa_inspect.records import Evidence, RuleResult, Score, ScoreItem
 
 
 def grade_for(score: float, grades: Sequence[tuple[float, str]]) -> str:

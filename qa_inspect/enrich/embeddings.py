@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelMissingError
+from qa_inspect.errors import ModelMissingError
 
 DIM = 512
 CACHE_SIZE = 65536

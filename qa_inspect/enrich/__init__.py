@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .records import Transcript
+from qa_inspect.records import Transcript
 
 
 def enrich(tr: Transcript, audio: Any = None) -> Transcript:
@@ -21,9 +21,9 @@ def enrich(tr: Transcript, audio: Any = None) -> Transcript:
 
 
 def _sentiment(tr: Transcript) -> Transcript:
-    """Sentiment per utterance and customer/agent sentiment per call (qa_inspect.sentiment)."""
-    from .errors import QAError
-    from .sentiment import add_sentiment
+    """Sentiment per utterance and customer/agent sentiment per call (qa_inspect.enrich.sentiment)."""
+    from qa_inspect.errors import QAError
+    from qa_inspect.enrich.sentiment import add_sentiment
 
     try:
         return add_sentiment(tr)
@@ -35,8 +35,8 @@ def _sentiment(tr: Transcript) -> Transcript:
 
 
 def _acoustics(tr: Transcript, audio: Any) -> Transcript:
-    """Speech rate, silence, overlap, loudness, agitation (qa_inspect.acoustics)."""
-    from .acoustics import enrich_acoustics
+    """Speech rate, silence, overlap, loudness, agitation (qa_inspect.enrich.acoustics)."""
+    from qa_inspect.enrich.acoustics import enrich_acoustics
 
     try:
         return enrich_acoustics(tr, audio)

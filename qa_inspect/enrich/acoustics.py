@@ -32,8 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .records import Transcript, Turn
-from .text import FILLERS_ZH
+from qa_inspect.records import Transcript, Turn
+from qa_inspect.text import FILLERS_ZH
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Call-level talk metrics computed from turn timestamps (cheap; no audio needed).
 
-The baseline for every call. ``qa_inspect.acoustics`` (run by ``enrich``) computes the same keys
+The baseline for every call. ``qa_inspect.enrich.acoustics`` (run by ``enrich``) computes the same keys
 from the audio (or from word timestamps) plus many more, stored in ``Transcript.metrics``;
 ``pipeline.score_transcript`` merges those over these, so the enrichment values win when present.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .records import Transcript
+from qa_inspect.records import Transcript
 
 
 def talk_metrics(tr: Transcript, duration: float | None = None) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audio import SUPPORTED_SUFFIXES
-from .errors import InputError
-from .records import CHANNEL_LAYOUTS, CallInput, Transcript, Turn
+from qa_inspect.speech.decode import SUPPORTED_SUFFIXES
+from qa_inspect.errors import InputError
+from qa_inspect.records import CHANNEL_LAYOUTS, CallInput, Transcript, Turn
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from qa_inspect.cli import main
+
+main()

@@ -1,0 +1,297 @@
+"""Batch commands: run, rescore, transcribe, export."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.main import main
+from qa_inspect.errors import QAError
+
+_fail = fail
+
+
+def asr_options(f):
+    f = click.option("--language", default="", help="Language code (zh, en); default: from manifest, else zh.")(f)
+    f = click.option("--model", "model_path", default="", help="Local faster-whisper model dir (default: packaged base).")(f)
+    f = click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), help="Where ASR runs.")(f)
+    f = click.option("--compute-type", default="auto", help="CTranslate2 compute type (default int8 on CPU, float16 on CUDA).")(f)
+    f = click.option("--batch-size", default=0, type=int, help="Batched Whisper inference when > 0.")(f)
+    return f
+
+
+def _asr_config(language: str, model_path: str, device: str, compute_type: str, batch_size: int):
+    from qa_inspect.speech.asr import ASRConfig
+
+    return ASRConfig(model_path=model_path, device=device, compute_type=compute_type,
+                     language=language or "zh", batch_size=batch_size)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+              help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
+                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
+@click.option("--db", default="qa.db", show_default=True,
+              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
+@click.option("--layout", default="stereo_agent_left", show_default=True,
+              type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
+              help="Channel layout for audio without a manifest row.")
+@click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
+@click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
+              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
+                   "several packs. Default: each rule's own deduction.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes that decode and transcribe in parallel (each loads the model once "
+                   "and gets cores/N CPU threads). Local default 1: everything in this process. "
+                   "With --executor ray: Ray actors (default one per GPU, else one per CPU core).")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: this process or a process pool; ray: Ray actors on a Ray cluster.")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray cluster to join with --executor ray: auto (the cluster `ray start` runs "
+                   "on this machine), HOST:6379, or ray://HOST:10001. Default: a new local cluster.")
+@asr_options
+def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_address, language,
+        model_path, device, compute_type, batch_size, scorecard_paths=()):
+    """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
+    transcripts JSONL. Writes results to --db and the report to --out.
+
+    Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
+    error rows), 2 when nothing could run (bad rule pack, missing input)."""
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.pipeline import PackSet, results_for, run_batch
+    from qa_inspect.reports.batch import write_batch_report
+    from qa_inspect.rules import load_pack
+    from qa_inspect.store import open_store
+
+    try:
+        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
+        from qa_inspect.scoring.scorecard import load_scorecard
+
+        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before any audio is touched
+                        [load_scorecard(p) for p in scorecard_paths])
+        items = read_input(input_path, default_layout=layout, language=language or packs.language)
+    except QAError as e:
+        _fail(e)
+    cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)
+    holder: dict = {}
+
+    def get_transcriber():
+        if "t" not in holder:
+            from qa_inspect.speech.asr import WhisperTranscriber
+
+            holder["t"] = WhisperTranscriber(cfg)
+        return holder["t"]
+
+    from qa_inspect.cli.progress import BatchProgress, stream_is_tty
+
+    bar = BatchProgress(len(items))  # live only when stderr is a terminal
+    # while the bar is live on the terminal, per-call lines bound for the terminal go above it
+    above = bar.live and stream_is_tty(sys.stdout)
+
+    def show(res):
+        if res.status == "ok":
+            risk = ",".join(r.rule_id for r in res.risk_hits)
+            line = (f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
+                    f"{' FATAL' if res.score.fatal else ''}{'  risk:' + risk if risk else ''}")
+            if above:
+                bar.print(line)
+            else:
+                click.echo(line)
+        else:
+            line = f"  {res.call.call_id:<28} ERROR {res.error}"
+            if bar.live:
+                bar.print(line)
+            else:
+                click.echo(line, err=True)
+
+    click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, rules {packs.describe()}")
+    try:
+        store = open_store(db)
+    except QAError as e:  # e.g. a postgresql:// server that cannot be reached
+        _fail(e)
+    try:
+        with bar:
+            if executor == "ray":
+                from qa_inspect.batch.ray_actors import run_batch_ray
+
+                summary = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
+                                        force=force, on_result=show,
+                                        on_progress=lambda s, _item, _res: bar.update(s))
+            elif (workers or 1) > 1:
+                from qa_inspect.batch.pool import run_batch_parallel
+
+                summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
+                                             on_result=show,
+                                             on_progress=lambda s, _item, _res: bar.update(s))
+            else:
+                summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
+                                    on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
+        results = results_for(store, (it.call.call_id for it in items))
+        html = write_batch_report(results, Path(out), summary={
+            "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
+            "wall time": f"{summary.wall_s:.1f} s",
+            "real-time factor (wall / audio)": summary.wall_rtf if summary.wall_rtf is not None else "—",
+            "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+    except QAError as e:
+        _fail(e)
+    finally:
+        store.close()
+    click.echo(_run_summary_line(summary))
+    for reason, n in sorted(summary.error_reasons.items()):
+        click.echo(f"  errors: {n} × {reason}")
+    click.echo(f"report: {html}")
+    click.echo(f"csv:    {html.with_suffix('.csv')}")
+    sys.exit(1 if summary.errors else 0)
+
+
+def _run_summary_line(s) -> str:
+    """One line: counts, wall time, audio, real-time factor (wall / audio), ASR RTF, calls/s."""
+    line = (f"done: {s.ok} ok, {s.errors} error(s), {s.skipped} already done in {s.wall_s:.1f} s wall; "
+            f"audio {s.audio_s / 60:.1f} min")
+    if s.wall_rtf is not None:
+        line += f", real-time factor {s.wall_rtf}"
+        if s.wall_rtf > 0:
+            line += f" ({1 / s.wall_rtf:.1f}x real time)"
+    else:
+        line += ", real-time factor n/a (no audio processed)"
+    if s.rtf is not None:
+        line += f", ASR RTF {s.rtf}"
+    if s.calls_per_s is not None:
+        line += f", {s.calls_per_s} calls/s"
+    return line
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+              help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
+                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Rewrite the batch report (report.html, report.csv) in this folder.")
+@click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
+              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
+                   "several packs. Default: each rule's own deduction.")
+def rescore(db, rules_paths, out, scorecard_paths=()):
+    """Re-score every stored ok call from its stored transcript with the given rule packs,
+    without audio or ASR (after a rule change). Results are written back a chunk of calls per
+    transaction (a killed re-score leaves each call old or new, never half); error rows are
+    left for `run` to retry.
+
+    Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
+    stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
+    from qa_inspect.batch.pipeline import PackSet
+    from qa_inspect.batch.pipeline import rescore as rescore_calls
+    from qa_inspect.rules import load_pack
+
+    try:
+        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
+        from qa_inspect.scoring.scorecard import load_scorecard
+
+        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before the db is touched
+                        [load_scorecard(p) for p in scorecard_paths])
+    except QAError as e:
+        _fail(e)
+    store = open_existing_store(db)
+    html = None
+    with store_errors(db, store):
+        click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
+        summary = rescore_calls(store, packs)
+        if out is not None:
+            html = _write_report(store, out, {
+                "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
+                "changed score": summary.changed})
+    for c in summary.changes:
+        old = f"{c.old_score:5.1f} {c.old_grade or '':<2}" if c.old_score is not None else "   —    "
+        click.echo(f"  {c.call_id:<28} {old} -> {c.new_score:5.1f} {c.new_grade:<2}{' FATAL' if c.fatal else ''}")
+    for cid, reason in summary.failures.items():
+        click.echo(f"  {cid:<28} NOT RE-SCORED {reason}", err=True)
+    rate = f"{summary.calls_per_s} calls/s" if summary.calls_per_s is not None else "— calls/s"
+    click.echo(f"rescored: {summary.rescored} call(s), {summary.changed} changed score, "
+               f"{summary.failed} failed, {summary.skipped} without transcript; "
+               f"{summary.wall_s:.2f} s, {rate}")
+    if html is not None:
+        click.echo(f"report: {html}")
+        click.echo(f"csv:    {html.with_suffix('.csv')}")
+    sys.exit(1 if summary.failed else 0)
+
+
+def _write_report(store, out, summary: dict):
+    from qa_inspect.reports.batch import write_batch_report
+
+    return write_batch_report(list(store.results()), Path(out), summary=summary)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "jsonl"]), show_default=True)
+@click.option("--layout", default="stereo_agent_left", show_default=True,
+              type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
+              help="How channels map to roles (mono files are always mono).")
+@asr_options
+def transcribe(files, fmt, layout, language, model_path, device, compute_type, batch_size):
+    """Print transcripts of audio FILES with role, start and end (to check the ASR by ear)."""
+    from qa_inspect.speech.asr import WhisperTranscriber
+    from qa_inspect.speech.decode import decode
+
+    try:
+        t = WhisperTranscriber(_asr_config(language, model_path, device, compute_type, batch_size))
+    except QAError as e:
+        _fail(e)
+    failed = 0
+    for f in files:
+        try:
+            tr = t.transcribe(Path(f).stem, decode(f), layout, language or None)
+        except QAError as e:
+            click.echo(f"error: {e}", err=True)
+            failed += 1
+            continue
+        if fmt == "jsonl":
+            click.echo(json.dumps(tr.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"# {f} ({tr.duration:.1f} s, roles by {tr.role_method})")
+            for turn in tr.turns:
+                click.echo(f"[{turn.start:7.2f} – {turn.end:7.2f}] {turn.role:<8} {turn.text}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
+@click.option("--format", "fmt", default="jsonl", type=click.Choice(["jsonl", "csv"]), show_default=True)
+@click.option("-o", "--output", default="-", type=click.Path(), help="File to write (default stdout).")
+@click.option("--redact/--no-redact", default=False, show_default=True,
+              help="Replace personal data (phone/ID/bank numbers, names, addresses) in transcripts "
+                   "and evidence with labels such as [手机号]; use for exports meant for trainers.")
+def export(db, fmt, output, redact):
+    """Export one record per call (the public format: call_id, agent_id, status, error, score,
+    grade, fatal, rules[{rule_id, matched, outcome, deduction, evidence}], metrics)."""
+    import csv as csv_mod
+
+    from qa_inspect.redact import redact_call_dict
+
+    def record(r):
+        return redact_call_dict(r.to_dict()) if redact else r.to_dict()
+
+    store = open_existing_store(db)
+    fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    try:
+        if fmt == "jsonl":
+            for r in store.results():
+                fh.write(json.dumps(record(r), ensure_ascii=False) + "\n")
+        else:
+            w = csv_mod.writer(fh)
+            w.writerow(["call_id", "agent_id", "status", "error", "score", "grade", "fatal", "rules", "metrics"])
+            for r in store.results():
+                d = record(r)
+                w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
+                            d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
+                            json.dumps(d["metrics"], ensure_ascii=False)])
+    finally:
+        store.close()
+        if fh is not sys.stdout:
+            fh.close()

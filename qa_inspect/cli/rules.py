@@ -1,0 +1,373 @@
+"""Rule pack tools for rule authors: validate, test, explain, eval."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.main import main
+from qa_inspect.errors import QAError
+
+_fail = fail
+
+
+@main.group(context_settings=CONTEXT)
+def rules():
+    """Rule pack tools for rule authors."""
+
+
+def _each_pack(paths):
+    """Yield (path, pack) per rule pack file, printing its problems; pack is None if unusable."""
+    from qa_inspect.rules.loader import parse_pack
+
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            click.echo(f"{p}: rule pack not found", err=True)
+            yield p, None
+            continue
+        pack, problems = parse_pack(path.read_text(encoding="utf-8"), str(path))
+        for e in problems:
+            click.echo(str(e), err=True)
+        yield p, pack
+
+
+@rules.command("validate", context_settings=CONTEXT)
+@click.argument("packs", nargs=-1, required=True, type=click.Path())
+def rules_validate(packs):
+    """List every problem in rule PACKS, one line each with file:line."""
+    bad = 0
+    for p, pack in _each_pack(packs):
+        if pack is None:
+            bad += 1
+            continue
+        click.echo(f"{p}: ok ({len(pack.rules)} rules, pack {pack.id} {pack.version})")
+    sys.exit(1 if bad else 0)
+
+
+@rules.command("test", context_settings=CONTEXT)
+@click.argument("packs", nargs=-1, required=True, type=click.Path())
+@click.option("--junit", "junit_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write JUnit XML (one testcase per example).")
+def rules_test(packs, junit_path):
+    """Run every rule's examples (hit/miss/todo) in rule PACKS; exit 1 if any fails."""
+    from qa_inspect.rules.examples import junit_xml, run_examples
+
+    bad = 0
+    results = []
+    for p, pack in _each_pack(packs):
+        if pack is None:
+            bad += 1
+            continue
+        by_rule = run_examples(pack)
+        results.append((pack, by_rule))
+        click.echo(f"{p} (pack {pack.id} {pack.version})")
+        click.echo(f"  {'rule':<24} {'hits':>6} {'misses':>7} {'todo':>5}  status")
+        failed, warnings = [], []
+        for rule in pack.rules:
+            outs = by_rule[rule.id]
+            if not outs:
+                warnings.append(f"warning: {rule.source or pack.source}:{rule.line}: rule '{rule.id}': no examples")
+                click.echo(f"  {rule.id:<24} {'-':>6} {'-':>7} {'-':>5}  no examples")
+                continue
+            hits = [o for o in outs if o.example.kind == "hit"]
+            misses = [o for o in outs if o.example.kind == "miss"]
+            todo = [o for o in outs if o.example.kind == "todo"]
+            rule_failed = [o for o in outs if o.status == "fail"]
+            failed += rule_failed
+            ok_h = sum(o.status == "pass" for o in hits)
+            ok_m = sum(o.status == "pass" for o in misses)
+            status = "FAIL" if rule_failed else "ok"
+            click.echo(f"  {rule.id:<24} {f'{ok_h}/{len(hits)}':>6} {f'{ok_m}/{len(misses)}':>7} "
+                       f"{len(todo):>5}  {status}")
+        for o in failed:
+            want = "match" if o.example.kind == "hit" else "no match"
+            click.echo(f"FAIL {o.where}: rule '{o.rule_id}' {o.name} expected {want}: "
+                       f"{o.example.describe()}\n     reason: {o.reason}")
+        for o in (o for outs in by_rule.values() for o in outs if o.status == "todo-passes"):
+            click.echo(f"note {o.where}: rule '{o.rule_id}' {o.name}: todo now passes — move it to hit")
+        for w in warnings:
+            click.echo(w, err=True)
+        bad += bool(failed)
+    if junit_path:
+        Path(junit_path).write_bytes(junit_xml(results))
+    sys.exit(1 if bad else 0)
+
+
+@rules.command("explain", context_settings=CONTEXT)
+@click.argument("pack_path", metavar="PACK", type=click.Path())
+@click.option("--call", "call_id", default="", help="Call id (required with --db; picks one call of --transcript).")
+@click.option("--db", default=None, type=click.Path(), help="SQLite results file written by `run`.")
+@click.option("--transcript", "transcript_path", default=None, type=click.Path(),
+              help="Transcripts JSONL (as for `run`); with several calls, pick one with --call.")
+def rules_explain(pack_path, call_id, db, transcript_path):
+    """Explain rule PACK on one call: per rule the outcome, deduction, whether it applied
+    (`when`), what matched where (turn, role, mm:ss, the term marked 【like this】, matcher,
+    confidence) and, when a rule did not fire, why and which turns were looked at.
+
+    Exit code 0 on success, 2 when the pack or the call cannot be read."""
+    from qa_inspect.errors import InputError
+    from qa_inspect.rules import load_pack
+    from qa_inspect.rules.engine import describe_condition, evaluate, find, match_context, prepare, scope_turns
+    from qa_inspect.scoring import score_call
+
+    if (db is None) == (transcript_path is None):
+        _fail(InputError("give exactly one of --db (with --call) or --transcript"))
+    try:
+        pack = load_pack(pack_path)
+        tr, metrics = _explain_transcript(db, transcript_path, call_id, pack.language)
+    except QAError as e:
+        _fail(e)
+    turns = prepare(tr)
+    dur = f", {tr.duration:.1f} s" if tr.duration else ""
+    click.echo(f"call {tr.call_id} ({len(tr.turns)} turns{dur}) — pack {pack.id} {pack.version}")
+    total = 0.0
+    results = evaluate(pack, tr, metrics)
+    for rule, res in zip(pack.rules, results):
+        if rule.match_expr is not None:
+            total += res.deduction
+            _explain_composed(rule, res, tr, turns, metrics)
+            continue
+        total += res.deduction
+        fired = res.outcome == "hit" or (rule.kind == "required" and res.outcome == "pass")
+        ded = f"  -{res.deduction:g}" if res.deduction else ""
+        fatal = "  FATAL" if res.fatal else ""
+        click.echo("")
+        click.echo(f"[{res.outcome.upper():<4}] {rule.id} {rule.title} ({rule.kind}, {rule.severity}){ded}{fatal}")
+        if rule.when is None:
+            click.echo("  when:   always applies")
+        else:
+            wev = find(turns, rule.when, tr.duration)
+            holds = len(wev) >= rule.when.min_count
+            click.echo(f"  when:   {'holds' if holds else 'does not hold'}: {describe_condition(rule.when)}")
+            for e in wev:
+                click.echo("    " + _explain_evidence(e))
+            if not holds:
+                click.echo("    " + _explain_scope(scope_turns(tr, rule.when), rule.when))
+        click.echo(f"  match:  {describe_condition(rule.match)}")
+        click.echo(f"  reason: {res.reason}")
+        for e in res.evidence:
+            click.echo("    " + _explain_evidence(e))
+        if not fired and res.outcome != "n/a":  # why not: what was looked at, what was found
+            click.echo("    " + _explain_scope(scope_turns(tr, rule.match, rule.when), rule.match))
+            allowed = match_context(rule, turns, tr.duration)
+            for e in find(turns, rule.match, tr.duration, allowed):  # below min_count: found, but too few
+                click.echo("    " + _explain_evidence(e))
+    sc = score_call(results, [(g.min, g.grade) for g in pack.grades])
+    click.echo("")
+    click.echo(f"score {sc.score:g} {sc.grade}{' (fatal)' if sc.fatal else ''}, total deduction {total:g}")
+
+
+def _explain_composed(rule, res, tr, turns, metrics) -> None:
+    """A rule built from named conditions: the expressions, then each condition found or not,
+    with its evidence, or the turns it looked at."""
+    from qa_inspect.rules.engine import _metric_evidence, describe_condition, find, scope_turns
+
+    ded = f"  -{res.deduction:g}" if res.deduction else ""
+    fatal = "  FATAL" if res.fatal else ""
+    click.echo("")
+    click.echo(f"[{res.outcome.upper():<4}] {rule.id} {rule.title} ({rule.kind}, {rule.severity}){ded}{fatal}")
+    if rule.when_expr is not None:
+        click.echo(f"  when:   \"{rule.when_expr}\"")
+    elif rule.when is not None:
+        click.echo(f"  when:   {describe_condition(rule.when)}")
+    else:
+        click.echo("  when:   always applies")
+    click.echo(f"  match:  \"{rule.match_expr}\"")
+    click.echo(f"  reason: {res.reason}")
+    for name, cond in rule.conditions:
+        if cond.metric is not None:
+            ev, note = _metric_evidence(cond, metrics)
+        else:
+            ev, note = find(turns, cond, tr.duration), ""
+        ok = len(ev) >= cond.min_count
+        click.echo(f"  {name}: {'found' if ok else 'not found'} — {describe_condition(cond)}"
+                   + (f" ({note})" if note else ""))
+        for e in ev:
+            click.echo("    " + _explain_evidence(e))
+        if not ok and cond.metric is None:
+            click.echo("    " + _explain_scope(scope_turns(tr, cond), cond))
+
+
+def _explain_transcript(db, transcript_path, call_id, language):
+    """(transcript, call metrics) of the one call to explain, from the results database (its
+    stored metrics) or a transcripts JSONL (talk metrics and text enrichment worked out now)."""
+    from qa_inspect.errors import InputError
+
+    if db is not None:
+        import sqlite3
+
+        from qa_inspect.store import open_store
+
+        if not call_id:
+            raise InputError("--db needs --call ID")
+        if not Path(db).is_file():
+            raise InputError("results database not found", db)
+        try:
+            store = open_store(db)
+        except sqlite3.Error as e:
+            raise InputError(f"cannot open results database ({e})", db)
+        try:
+            res = store.get_result(call_id)
+        except sqlite3.DatabaseError as e:
+            raise InputError(str(e), db)
+        finally:
+            store.close()
+        if res is None:
+            raise InputError(f"no call {call_id!r} in the results", db)
+        if res.transcript is None:
+            raise InputError(f"call {call_id!r} has no stored transcript ({res.status}: {res.error})", db)
+        return res.transcript, dict(res.metrics)
+    from qa_inspect.batch.inputs import read_input
+
+    items = read_input(transcript_path, language=language)
+    found = [it for it in items if it.transcript is not None and (not call_id or it.call.call_id == call_id)]
+    if call_id and not found:
+        bad = next((it.error for it in items if it.call.call_id == call_id and it.error), "")
+        raise InputError(bad or f"no call {call_id!r} with a transcript", transcript_path)
+    if not found:
+        raise InputError("no readable transcript", transcript_path)
+    if len(found) > 1:
+        ids = ", ".join(it.call.call_id for it in found[:8]) + (" …" if len(found) > 8 else "")
+        raise InputError(f"{len(found)} calls, pick one with --call ({ids})", transcript_path)
+    from qa_inspect.enrich import enrich
+    from qa_inspect.enrich.talk import talk_metrics
+
+    tr = enrich(found[0].transcript)
+    return tr, {**talk_metrics(tr), **tr.metrics}
+
+
+def _mmss(t) -> str:
+    return "--:--" if t is None else f"{int(t) // 60:02d}:{int(t) % 60:02d}"
+
+
+def _mark(text: str, terms: list[str]) -> str:
+    """``text`` with each term (as matched on normalised text) wrapped in 【】 where it can be
+    placed on the verbatim text."""
+    from qa_inspect.text import normalize
+
+    # norm_len[i]: length of the normalised form of text[:i]; maps normalised offsets back
+    norm_len = [len(normalize(text[:i], drop_fillers=True)) for i in range(len(text) + 1)]
+    norm = normalize(text, drop_fillers=True)
+    spans = []
+    for term in terms:
+        if not term:
+            continue
+        i = text.find(term)
+        if i >= 0:
+            spans.append((i, i + len(term)))
+            continue
+        nt = normalize(term, drop_fillers=True) or term
+        j = norm.find(nt)
+        if j < 0:
+            continue
+        a = next(i for i in range(len(text)) if norm_len[i + 1] > j)
+        b = next(i for i in range(a, len(text) + 1) if norm_len[i] >= j + len(nt))
+        spans.append((a, b))
+    out, last = [], 0
+    for a, b in sorted(spans):
+        if a < last:  # overlapping spans: keep the first
+            continue
+        out += [text[last:a], "【", text[a:b], "】"]
+        last = b
+    return "".join(out) + text[last:]
+
+
+def _explain_evidence(e) -> str:
+    if e.matcher == "regex":
+        terms = [e.matched]
+    elif e.matcher == "semantic":  # the whole turn is like the example: nothing to mark
+        terms = []
+    else:  # keyword a+b, pinyin/fuzzy phrase≈heard
+        terms = [part.split("≈")[-1] for part in e.matched.split("+")]
+    return (f"turn {e.turn} {e.role} {_mmss(e.start)}  {_mark(e.text, terms)}  "
+            f"[{e.matcher} {e.matched!r}, confidence {e.confidence:.2f}]")
+
+
+def _explain_scope(turns, cond) -> str:
+    idx = [t.index for t in turns]
+    if not idx:
+        return f"looked at no {cond.role} turns ({cond.window.describe()})"
+    if idx == list(range(idx[0], idx[-1] + 1)) and len(idx) > 1:
+        where = f"{idx[0]}–{idx[-1]}"
+    else:
+        where = ", ".join(map(str, idx))
+    role = "" if cond.role == "any" else f"{cond.role} "
+    head = f"looked at {role}turn{'s' if len(idx) > 1 else ''} {where} ({cond.window.describe()}):"
+    return "\n      ".join([head] + [f"turn {t.index} {t.role} {_mmss(t.start)}  {t.text}" for t in turns])
+
+
+@rules.command("eval", context_settings=CONTEXT)
+@click.argument("pack_path", metavar="PACK", type=click.Path())
+@click.option("--transcripts", "transcripts_path", required=True, type=click.Path(),
+              help="Transcripts JSONL (call_id, turns with role/text).")
+@click.option("--labels", "labels_path", required=True, type=click.Path(),
+              help="Labels JSONL: one call a line, its id (call_id or id) and item: true|false fields.")
+@click.option("--map", "item_map", multiple=True, metavar="LABEL=RULE",
+              help="Read label item LABEL as rule RULE (repeatable), e.g. opening_greeting=greeting.")
+@click.option("--show-errors", is_flag=True, help="List the false-positive and false-negative call ids per rule.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of a table.")
+def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, as_json):
+    """Measure rule PACK against labelled calls: per rule (predicted = the rule's condition was
+    found) n, tp, fp, fn, precision, recall, F1, and the macro F1 over the rules.
+
+    Exit code 0 on success, 2 when the pack, transcripts or labels cannot be read or share no
+    call or rule."""
+    from qa_inspect.errors import InputError
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.rules import load_pack
+    from qa_inspect.rules.evaluation import evaluate_pack_against_labels, macro_f1, read_labels
+
+    try:
+        mapping = {}
+        for m in item_map:
+            label, sep, rule = m.partition("=")
+            if not sep or not label.strip() or not rule.strip():
+                raise InputError(f"--map {m!r}: expected LABEL=RULE")
+            mapping[label.strip()] = rule.strip()
+        pack = load_pack(pack_path)
+        labels = read_labels(labels_path, mapping)
+        items = read_input(transcripts_path, language=pack.language)
+    except QAError as e:
+        _fail(e)
+    bad = [it.error for it in items if it.error]
+    for err in bad[:5]:
+        click.echo(f"warning: skipped {err}", err=True)
+    if len(bad) > 5:
+        click.echo(f"warning: … and {len(bad) - 5} more bad transcript line(s)", err=True)
+    transcripts = [it.transcript for it in items if it.transcript is not None and it.call.call_id in labels]
+    missing = len(labels) - len(transcripts)
+    if missing:
+        click.echo(f"warning: {missing} labelled call(s) have no transcript", err=True)
+    if not transcripts:
+        _fail(InputError("no labelled call has a transcript (do the ids line up?)", transcripts_path))
+    rule_ids = {r.id for r in pack.rules}
+    label_items = sorted({k for lab in labels.values() for k in lab})
+    unused = [k for k in label_items if k not in rule_ids]
+    if unused:
+        click.echo(f"note: label item(s) with no rule of that id, not scored: {', '.join(unused)}", err=True)
+    scores = evaluate_pack_against_labels(pack, transcripts, labels)
+    if not scores:
+        _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
+    if as_json:
+        click.echo(json.dumps({"pack": pack.id, "calls": len(transcripts), "macro_f1": macro_f1(scores),
+                               "items": [s.to_dict() for s in scores]}, ensure_ascii=False, indent=2))
+        return
+    w = max(len("rule"), *(len(s.item) for s in scores))
+    click.echo(f"pack {pack.id} {pack.version}: {len(transcripts)} labelled call(s)")
+    click.echo(f"{'rule':<{w}}  {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4}  {'precision':>9} {'recall':>6} {'F1':>6}")
+    for s in scores:
+        click.echo(f"{s.item:<{w}}  {s.n:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4}  {s.precision:>9.3f} "
+                   f"{s.recall:>6.3f} {s.f1:>6.3f}")
+    click.echo(f"macro F1 {macro_f1(scores):.3f} over {len(scores)} rule(s)")
+    if show_errors:
+        for s in scores:
+            if s.false_positives:
+                click.echo(f"{s.item} false positives: {' '.join(s.false_positives)}")
+            if s.false_negatives:
+                click.echo(f"{s.item} false negatives: {' '.join(s.false_negatives)}")
+
