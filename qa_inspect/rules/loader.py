@@ -9,6 +9,7 @@ from typing import Any
 
 from qa_inspect.errors import RuleError
 from qa_inspect.rules.expressions import parse_expression
+from qa_inspect.rules.regex import regex_problem
 from qa_inspect.strict_yaml import ParseContext, YamlMap, check_keys, limit, line_of, raise_problems, read_strict_mapping
 from qa_inspect.text import normalize
 from qa_inspect.rules.model import (CONDITION_KEYS, CONTEXT_KEYS, EXAMPLE_KINDS, EXPR_KEYWORDS, FUZZY_MIN_LEN, KINDS, METRIC_KEYS,
@@ -53,10 +54,9 @@ def _regex(ctx: ParseContext, m: YamlMap, key: str, what: str) -> str:
         ctx.err(line_of(m, key), f"{what}: '{key}' must be a string")
         return ""
     pat = _subst(ctx, v, line_of(m, key))
-    try:
-        re.compile(pat)
-    except re.error as e:
-        ctx.err(line_of(m, key), f"{what}: bad regex in '{key}': {e}")
+    problem = regex_problem(pat)
+    if problem:
+        ctx.err(line_of(m, key), f"{what}: bad regex in '{key}': {problem}")
         return ""
     return pat
 

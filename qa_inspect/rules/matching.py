@@ -3,15 +3,15 @@ exact / pinyin / fuzzy / semantic steps, and the turns a condition looks at (rol
 The module docstring of qa_inspect.rules.engine tells the whole matching story."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from qa_inspect.records import Transcript
 from qa_inspect.text import normalize_many
 from qa_inspect.rules.fuzzy import fuzzy_find
 from qa_inspect.rules.model import Condition
+from qa_inspect.rules.regex import Regex, compile_regex
 from qa_inspect.rules.phonetics import norm_phrase, phrase_pinyin_info, sounds
 
 if TYPE_CHECKING:
@@ -36,6 +36,11 @@ class PreparedTurn:
         return sounds(self.norm)
 
     @cached_property
+    def norm_bytes(self) -> bytes:
+        """``norm`` in UTF-8, encoded once per turn for the regexes (``rules.regex``)."""
+        return self.norm.encode("utf-8", "surrogatepass")
+
+    @cached_property
     def syllable_set(self) -> frozenset[str]:
         return frozenset(self.sounds)
 
@@ -56,11 +61,6 @@ def prepare(transcript: Transcript) -> list[PreparedTurn]:
     return [built_record(PreparedTurn, {"index": i, "role": t.role, "start": t.start, "end": t.end,
                                   "text": t.text, "norm": n})
             for i, (t, n) in enumerate(zip(transcript.turns, norms))]
-
-
-@lru_cache(maxsize=1024)
-def _compile(p: str) -> re.Pattern:
-    return re.compile(p)
 
 
 def _pinyin_find(t: PreparedTurn, p: str) -> str | None:
@@ -146,8 +146,8 @@ class _Prepared:
     none: tuple[str, ...]  # normalised, non-empty
     all: tuple[str, ...]  # normalised (an empty one is trivially present, as before)
     any: tuple[tuple[str, str], ...]  # (phrase, normalised), non-empty only
-    exclude: re.Pattern | None
-    regex: re.Pattern | None
+    exclude: Regex | None
+    regex: Regex | None
     pinyin: tuple[tuple[str, str, frozenset[str], str], ...]  # (phrase, needle, syllables, norm)
     steps: tuple[str, ...]
     windowless: bool  # no position window: the scope is the role alone
@@ -173,8 +173,8 @@ def condition_inputs(cond: Condition) -> _Prepared:
         none=tuple(n for p in cond.none if (n := norm_phrase(p))),
         all=tuple(norm_phrase(p) for p in cond.all),
         any=tuple((p, n) for p in cond.any if (n := norm_phrase(p))),
-        exclude=_compile(cond.exclude_regex) if cond.exclude_regex else None,
-        regex=_compile(cond.regex) if cond.regex else None,
+        exclude=compile_regex(cond.exclude_regex) if cond.exclude_regex else None,
+        regex=compile_regex(cond.regex) if cond.regex else None,
         pinyin=tuple(pin), steps=_steps(cond),
         windowless=not any(vars(cond.window).values()),
         simple=bool(cond.any) and not (cond.all or cond.none or cond.regex or cond.exclude_regex
@@ -257,7 +257,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
     for n in prep.none:
         if n in s:
             return None
-    if prep.exclude is not None and prep.exclude.search(s):
+    if prep.exclude is not None and prep.exclude.search_bytes(t.norm_bytes) is not None:
         return None
     hits: list[Hit] = []
     if cond.all:
@@ -274,7 +274,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
             hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2]))
     m = None
     if prep.regex is not None:  # checked before any semantic step (cheap first); appended last
-        m = prep.regex.search(s)
+        m = prep.regex.search_bytes(t.norm_bytes)
         if m is None:
             return None
     if cond.any or cond.similar_to:
@@ -293,7 +293,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
                 return None
             hits.append(h)
     if m is not None:
-        hits.append(("regex", m.group(0), 1.0))
+        hits.append(("regex", m, 1.0))
     if len(hits) == 1:
         return hits[0]
     return _weakest(hits) if hits else None
