@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,6 +204,29 @@ def check_keys(ctx: ParseContext, m: YamlMap, allowed: set[str], what: str) -> N
             ctx.err(line_of(m, k), f"{what}: unknown key '{k}'{hint} (allowed: {', '.join(sorted(allowed))})")
 
 
+_BRACKETS = re.compile(r"[\[\]{}\n]")
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse deeply nested flow collections (``[[[…`` / ``{a: {a: …``) before PyYAML's scanner
+    sees them: it keeps a pending simple key per open level and rescans them per token, so 20,000
+    levels take seconds before the composer's depth limit is reached. Brackets inside quoted
+    strings count too, so this bound is loose (4 × MAX_DEPTH) and the composer stays the
+    precise check."""
+    cap, depth, line = 4 * limit("MAX_DEPTH"), 0, 1
+    for m in _BRACKETS.finditer(text):
+        c = m.group(0)
+        if c == "\n":
+            line += 1
+        elif c in "[{":
+            depth += 1
+            if depth > cap:
+                raise RuleError(f"YAML nested deeper than {limit('MAX_DEPTH')} levels "
+                                "(set QA_INSPECT_YAML_MAX_DEPTH to allow more)", f"{file}:{line}")
+        elif depth:
+            depth -= 1
+
+
 def read_strict_yaml(text: str, file: str):
     """The YAML document with line numbers kept (``YamlMap``), duplicate keys rejected; a syntax
     error, a duplicate key or a limit of this module raises RuleError with file:line. Packs,
@@ -211,6 +235,7 @@ def read_strict_yaml(text: str, file: str):
     if len(text) > cap:
         raise RuleError(f"YAML document too large ({len(text):,} characters, limit {cap:,}; "
                         "set QA_INSPECT_YAML_MAX_DOCUMENT_CHARS to allow more)", f"{file}:1")
+    _check_flow_depth(text, file)
     loader = _StrictLoader(text)
     loader.name = file
     try:
