@@ -140,13 +140,17 @@ def _find_repeated(turns: list[PreparedTurn], cond: Condition, duration: float |
                      matched=best, confidence=1.0) for t in where[best]]
 
 
+_NOT_AVAILABLE = " not available"  # how a metric_evidence note ends when the call lacks the metric
+
+
 def metric_evidence(cond: Condition, metrics: dict | None) -> tuple[list[Evidence], str]:
-    """(evidence if the metric test holds, a note such as "metric X not available")."""
+    """(evidence if the metric test holds, a note such as "metric X not available"). A missing
+    metric makes a rule that tests it n/a (neither passed nor failed)."""
     mt = cond.metric
     assert mt is not None
     v = (metrics or {}).get(mt.name)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return [], f"metric {mt.name} not available"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:  # missing, or NaN
+        return [], f"metric {mt.name}{_NOT_AVAILABLE}"
     if not mt.test(float(v)):
         return [], f"{mt.name} = {v:g}, not {mt.describe().split(' ', 1)[1]}"
     text = f"{mt.name} = {v:g} {mt.describe().split(' ', 1)[1]}"
@@ -247,6 +251,9 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
         holds, ev = _eval_expr(rule.match_expr, found)
         return _outcome(rule, holds, "n/a", _uniq(ev)[:3] if holds else [],
                         f"not applicable: no {_describe(rule.when)}")
+    missing = [notes[n] for n in sorted(rule.match_expr.names()) if notes.get(n, "").endswith(_NOT_AVAILABLE)]
+    if missing:  # a call without the metric (e.g. a transcript without times) cannot be judged
+        return _outcome(rule, False, "n/a", [], f"not applicable: {'; '.join(missing)}")
     holds, ev = _eval_expr(rule.match_expr, found)
     ev = _uniq(ev)
     expr, why = rule.match_expr, status(rule.match_expr)
@@ -345,6 +352,8 @@ def _evaluate_metric(rule: Rule, turns: list[PreparedTurn], duration: float | No
         if not wok:
             return _outcome(rule, holds, "n/a", ev[:3] if holds else [],
                             f"not applicable: {wnote or 'no ' + _describe(rule.when)}")
+    if note.endswith(_NOT_AVAILABLE):  # no metric, no verdict: n/a, not passed (issue 14)
+        return _outcome(rule, False, "n/a", [], f"not applicable: {note}")
     if rule.kind == "required":
         if holds:
             return _outcome(rule, True, "pass", ev[:3], f"found {ev[0].matched!r}")
