@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
+from qa_inspect.text import mmss
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
 
 log = logging.getLogger(__name__)
@@ -301,12 +302,6 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.0f}%"
 
 
-def _mmss(s: float | None) -> str:
-    if s is None or not isinstance(s, (int, float)) or s < 0:
-        return "—"
-    return f"{int(s) // 60:02d}:{int(s) % 60:02d}"
-
-
 def _grade_order(sc: Scorecards) -> list[str]:
     seen = Counter(g for grp in sc.teams for g in grp.grades.elements())
     return sorted(seen, key=lambda g: (len(g), g))
@@ -323,7 +318,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                                             "—", "", x.reason or "（未说 / not said）", ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            _mmss(e.start), e.role, text(e.text), text(e.matched)))
+                                            mmss(e.start), e.role, text(e.text), text(e.matched)))
     return rows
 
 
@@ -524,7 +519,7 @@ def write_workbook(sc: Scorecards, path: Path, *, text: Callable[[str], str] = r
                               bool(r.score and r.score.fatal), r1(a.manual.get(r.call.call_id)),
                               ";".join(x.rule_id for x in r.failed), ";".join(x.rule_id for x in r.risk_hits),
                               text(first_ev.text) if first_ev else "",
-                              _mmss(first_ev.start) if first_ev else ""]
+                              mmss(first_ev.start) if first_ev else ""]
                              + [r1(_num(r.metrics.get(k)), 3) for k in metric_keys])
     sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
                     "manual_score", "failed_items", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,

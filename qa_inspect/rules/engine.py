@@ -98,7 +98,7 @@ def find(turns: list[PreparedTurn], cond: Condition, duration: float | None,
         if hit:
             out.append(built_record(Evidence, {"role": t.role, "turn": t.index, "start": t.start, "end": t.end,
                                          "text": t.text, "matcher": hit[0], "matched": hit[1],
-                                         "confidence": hit[2]}))
+                                         "confidence": hit[2], "heard": hit[3]}))
             if len(out) == limit:
                 break
     return out
@@ -137,7 +137,7 @@ def _find_repeated(turns: list[PreparedTurn], cond: Condition, duration: float |
     if counts[best] < cond.repeated:
         return []
     return [Evidence(role=t.role, turn=t.index, start=t.start, end=t.end, text=t.text, matcher="repeated",
-                     matched=best, confidence=1.0) for t in where[best]]
+                     matched=best, confidence=1.0, heard=(best,)) for t in where[best]]
 
 
 _NOT_AVAILABLE = " not available"  # how a metric_evidence note ends when the call lacks the metric

@@ -7,55 +7,42 @@ from qa_inspect.records import Evidence, RuleResult, Transcript
 from qa_inspect.rules.engine import describe_condition, find, match_context, metric_evidence, scope_turns
 from qa_inspect.rules.matching import PreparedTurn, prepare
 from qa_inspect.rules.model import Condition, Rule, RulePack
-from qa_inspect.text import normalize
+from qa_inspect.rules.regex import compile_regex
+from qa_inspect.text import highlight, mmss as text_mmss
 
-__all__ = ["explain_call", "evidence_line", "scope_lines", "mark", "mmss"]
+__all__ = ["explain_call", "evidence_line", "evidence_terms", "scope_lines", "mark", "mmss"]
 
 
 def mmss(t: float | None) -> str:
-    """Seconds as mm:ss ("--:--" when unknown)."""
-    return "--:--" if t is None else f"{int(t) // 60:02d}:{int(t) % 60:02d}"
+    """Seconds as mm:ss, "--:--" when unknown (``text.mmss``)."""
+    return text_mmss(t, "--:--")
 
 
-def mark(text: str, terms: list[str]) -> str:
-    """``text`` with each term (as matched on normalised text) wrapped in 【】 where it can be
-    placed on the verbatim text."""
-    # norm_len[i]: length of the normalised form of text[:i]; maps normalised offsets back
-    norm_len = [len(normalize(text[:i], drop_fillers=True)) for i in range(len(text) + 1)]
-    norm = normalize(text, drop_fillers=True)
-    spans = []
-    for term in terms:
-        if not term:
-            continue
-        i = text.find(term)
-        if i >= 0:
-            spans.append((i, i + len(term)))
-            continue
-        nt = normalize(term, drop_fillers=True) or term
-        j = norm.find(nt)
-        if j < 0:
-            continue
-        a = next(i for i in range(len(text)) if norm_len[i + 1] > j)
-        b = next(i for i in range(a, len(text) + 1) if norm_len[i] >= j + len(nt))
-        spans.append((a, b))
-    out, last = [], 0
-    for a, b in sorted(spans):
-        if a < last:  # overlapping spans: keep the first
-            continue
-        out += [text[last:a], "【", text[a:b], "】"]
-        last = b
-    return "".join(out) + text[last:]
+def mark(text: str, terms) -> str:
+    """``text`` with each term wrapped in 【】 where ``text.highlight`` places it."""
+    return "".join(f"【{seg}】" if hit else seg for seg, hit in highlight(text, terms))
+
+
+def evidence_terms(e: Evidence) -> tuple[str, ...]:
+    """What to mark in ``e.text``: ``e.heard``, or for a record stored before that field what
+    its ``matched`` says (keyword "a+b", pinyin/fuzzy "phrase≈heard", a regex's match — or, in
+    some hand-made records, the regex itself: searched with RE2, so it cannot hang a report)."""
+    if e.heard or e.matcher in ("semantic", "metric"):
+        return e.heard
+    if e.matcher == "regex":
+        if not e.matched or e.matched.lower() in e.text.lower():
+            return (e.matched,)
+        try:
+            found = compile_regex(e.matched).search(e.text)
+        except Exception:  # not a pattern RE2 can compile: nothing to mark
+            return ()
+        return (found,) if found else ()
+    return tuple(part.split("≈")[-1] for part in e.matched.split("+"))
 
 
 def evidence_line(e: Evidence) -> str:
     """One line: turn, role, mm:ss, the turn with the matched term marked, matcher, confidence."""
-    if e.matcher == "regex":
-        terms = [e.matched]
-    elif e.matcher == "semantic":  # the whole turn is like the example: nothing to mark
-        terms = []
-    else:  # keyword a+b, pinyin/fuzzy phrase≈heard
-        terms = [part.split("≈")[-1] for part in e.matched.split("+")]
-    return (f"turn {e.turn} {e.role} {mmss(e.start)}  {mark(e.text, terms)}  "
+    return (f"turn {e.turn} {e.role} {mmss(e.start)}  {mark(e.text, evidence_terms(e))}  "
             f"[{e.matcher} {e.matched!r}, confidence {e.confidence:.2f}]")
 
 

@@ -85,21 +85,21 @@ def built_record(cls, values: dict):
 _NEW = object.__new__
 
 # a hit: (matcher, matched, confidence)
-Hit = tuple[str, str, float]
+Hit = tuple[str, str, float, tuple[str, ...]]
 
 
 def find_phrase(t: PreparedTurn, p: str, cond: Condition, step: str) -> Hit | None:
     if step == "keyword":
         n = norm_phrase(p)
-        return ("keyword", p, 1.0) if n and n in t.norm else None
+        return ("keyword", p, 1.0, (n,)) if n and n in t.norm else None
     if step == "pinyin":
         heard = _pinyin_find(t, p)
-        return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE) if heard else None
+        return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE, (heard,)) if heard else None
     f = fuzzy_find(p, t.norm, cond.fuzzy, t.chars)
     if f is None:
         return None
     edits, heard = f
-    return ("fuzzy", f"{p}≈{heard}", round(1 - edits / len(norm_phrase(p)), 3))
+    return ("fuzzy", f"{p}≈{heard}", round(1 - edits / len(norm_phrase(p)), 3), (heard,))
 
 
 def _steps(cond: Condition) -> tuple[str, ...]:
@@ -211,7 +211,7 @@ def _semantic(t: PreparedTurn, cond: Condition) -> Hit | None:
     sim = float(sims[i])
     if sim < cond.threshold:
         return None
-    return ("semantic", cond.similar_to[i], round(min(sim, 1.0), 3))
+    return ("semantic", cond.similar_to[i], round(min(sim, 1.0), 3), ())
 
 
 def _pinyin_scan(t: PreparedTurn, needle: str, n: str) -> str | None:
@@ -236,7 +236,7 @@ def _any_tolerant(t: PreparedTurn, cond: Condition, prep: _Prepared) -> Hit | No
             have = t.syllable_set
             for p, needle, syls, n in prep.pinyin:
                 if syls <= have and (heard := _pinyin_scan(t, needle, n)):
-                    return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE)
+                    return ("pinyin", f"{p}≈{heard}", PINYIN_CONFIDENCE, (heard,))
         else:
             for p in cond.any:
                 if h := find_phrase(t, p, cond, step):
@@ -252,7 +252,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
     if prep.simple:  # the common case, without the tests it does not have
         for p, n in prep.any:
             if n in s:
-                return ("keyword", p, 1.0)
+                return ("keyword", p, 1.0, (n,))
         return _any_tolerant(t, cond, prep) if len(prep.steps) > 1 else None
     for n in prep.none:
         if n in s:
@@ -262,7 +262,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
     hits: list[Hit] = []
     if cond.all:
         if all(n in s for n in prep.all):  # the fast path: every phrase exact
-            hits.append(("keyword", "+".join(cond.all), 1.0))
+            hits.append(("keyword", "+".join(cond.all), 1.0, prep.all))
         else:
             parts = []
             for p in cond.all:
@@ -271,7 +271,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
                     return None
                 parts.append(h)
             weakest = _weakest(parts)
-            hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2]))
+            hits.append((weakest[0], "+".join(h[1] for h in parts), weakest[2], tuple(w for h in parts for w in h[3])))
     m = None
     if prep.regex is not None:  # checked before any semantic step (cheap first); appended last
         m = prep.regex.search_bytes(t.norm_bytes)
@@ -281,10 +281,10 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
         found = None
         for p, n in prep.any:
             if n in s:
-                found = p
+                found = ("keyword", p, 1.0, (n,))
                 break
         if found is not None:  # the fast path: an exact hit
-            hits.append(("keyword", found, 1.0))
+            hits.append(found)
         else:
             h = _any_tolerant(t, cond, prep) if cond.any and len(prep.steps) > 1 else None
             if h is None and cond.similar_to:
@@ -293,7 +293,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
                 return None
             hits.append(h)
     if m is not None:
-        hits.append(("regex", m, 1.0))
+        hits.append(("regex", m, 1.0, (m,)))
     if len(hits) == 1:
         return hits[0]
     return _weakest(hits) if hits else None
