@@ -7,7 +7,8 @@ translation (about 1.4 µs a search instead of 7; Python's ``re`` takes ~0.2 µs
 so a regex rule costs a few µs per call more than it did: the price of never hanging). RE2 has no backreferences or lookarounds;
 such a pattern is a load error. Python's ``\\d``/``\\w`` match any Unicode digit/letter, RE2's
 only ASCII ones: outside character classes they are rewritten to their Unicode forms, so a pack
-means what it meant under ``re``.
+means what it meant under ``re``. ``\\b`` stays RE2's ASCII word boundary (there is no Unicode
+one): between Chinese characters and letters it does not see a boundary Python's ``re`` saw.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from functools import lru_cache
 
 import re2
 
-__all__ = ["Regex", "compile_regex", "regex_problem"]
+__all__ = ["Regex", "compile_regex", "first_chars", "regex_problem"]
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a bad pattern is our error line, not a log line on stderr
@@ -54,14 +55,82 @@ def _unicode_classes(p: str) -> str:
     return "".join(out)
 
 
+_SPECIAL = set("\\.^$*+?()[]{}|")
+
+
+def _split_top(p: str) -> list[str] | None:
+    """``p`` split on its top-level ``|`` (None when brackets do not balance)."""
+    parts, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(p[start:i])
+            start = i + 1
+        i += 1
+    return None if depth or in_class else parts + [p[start:]]
+
+
+def first_chars(p: str) -> frozenset[str] | None:
+    """Characters one of which every match of ``p`` starts with, or None when that is not plain
+    from the pattern (classes, escapes, anchors, flags, an optional first item). Conservative:
+    a turn without any of them cannot match, so the RE2 search is skipped (~0.1 µs, not ~1.5)."""
+    branches = _split_top(p)
+    if branches is None:
+        return None
+    out: set[str] = set()
+    for b in branches:
+        if not b:
+            return None
+        if b[0] == "(":
+            if b.startswith("(?") and not b.startswith("(?:"):
+                return None
+            depth, j = 0, 0
+            while j < len(b):  # the group's closing parenthesis
+                if b[j] == "\\":
+                    j += 2
+                    continue
+                depth += {"(": 1, ")": -1}.get(b[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if j >= len(b) or b[j + 1:j + 2] in ("?", "*", "{"):
+                return None
+            inner = first_chars(b[3 if b.startswith("(?:") else 1:j])
+            if inner is None:
+                return None
+            out |= inner
+        elif b[0] in _SPECIAL or b[1:2] in ("?", "*", "{"):
+            return None
+        else:
+            out.add(b[0])
+    return frozenset(out)
+
+
 class Regex:
     """A compiled rule regex: ``search(text)`` gives the first match's text or None."""
 
-    __slots__ = ("pattern", "_re")
+    __slots__ = ("pattern", "_re", "first")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self._re = re2.compile(_unicode_classes(pattern).encode("utf-8"), _OPTIONS)
+        self.first = first_chars(pattern)  # (the pattern compiled, so it is well formed)
+
+    def may_match(self, text: str) -> bool:
+        """False when ``text`` holds none of the characters every match starts with."""
+        first = self.first
+        return first is None or any(c in text for c in first)
 
     def search_bytes(self, text: bytes) -> str | None:
         """The first match in UTF-8 ``text`` (decoded), or None."""
