@@ -251,7 +251,8 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
         holds, ev = _eval_expr(rule.match_expr, found)
         return _outcome(rule, holds, "n/a", _uniq(ev)[:3] if holds else [],
                         f"not applicable: no {_describe(rule.when)}")
-    missing = [notes[n] for n in sorted(rule.match_expr.names()) if notes.get(n, "").endswith(_NOT_AVAILABLE)]
+    missing = notes and [notes[n] for n in sorted(rule.match_expr.names())
+                         if notes.get(n, "").endswith(_NOT_AVAILABLE)]
     if missing:  # a call without the metric (e.g. a transcript without times) cannot be judged
         return _outcome(rule, False, "n/a", [], f"not applicable: {'; '.join(missing)}")
     holds, ev = _eval_expr(rule.match_expr, found)

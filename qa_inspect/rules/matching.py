@@ -43,10 +43,15 @@ class PreparedTurn:
         found = d.get("_regex_found")
         if found is None:
             found = d["_regex_found"] = {}
-            d["_norm_bytes"] = self.norm.encode("utf-8", "surrogatepass")
         elif rx in found:
             return found[rx]
-        found[rx] = got = rx.search_bytes(d["_norm_bytes"]) if rx.may_match(self.norm) else None
+        got = None
+        if rx.may_match(self.norm):
+            raw = d.get("_norm_bytes")
+            if raw is None:
+                raw = d["_norm_bytes"] = self.norm.encode("utf-8", "surrogatepass")
+            got = rx.search_bytes(raw)
+        found[rx] = got
         return got
 
     @cached_property

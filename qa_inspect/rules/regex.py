@@ -129,8 +129,12 @@ class Regex:
 
     def may_match(self, text: str) -> bool:
         """False when ``text`` holds none of the characters every match starts with."""
-        first = self.first
-        return first is None or any(c in text for c in first)
+        if self.first is None:
+            return True
+        for c in self.first:  # (a loop: a generator costs more than the few tests here)
+            if c in text:
+                return True
+        return False
 
     def search_bytes(self, text: bytes) -> str | None:
         """The first match in UTF-8 ``text`` (decoded), or None."""
