@@ -19,7 +19,11 @@ MASK = "***"
 
 class StoreError(QAError):
     """The results database cannot be opened, read or written (damaged file, full disk,
-    read-only file, server down …). ``source`` names the database, never with a password."""
+    read-only file, server down …). ``source`` names the database, never with a password.
+    The message is always one line (drivers' messages can span several)."""
+
+    def __init__(self, message: str, source: str = "") -> None:
+        super().__init__(" ".join(str(message).split()), source)
 
 
 def url_password(url: str) -> str | None:

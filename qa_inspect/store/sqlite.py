@@ -129,7 +129,8 @@ def _quick_check(path: Path) -> None:
     finally:
         db.close()
     if rows != ["ok"]:
-        raise StoreError(DAMAGED.format(why="; ".join(map(str, rows))[:200]), str(path))
+        why = "; ".join(str(r).replace("*** in database main ***", "").strip() for r in rows)
+        raise StoreError(DAMAGED.format(why=why[:200]), str(path))
     with _checked_lock:
         _checked.add(key)
 
