@@ -422,3 +422,44 @@ def test_driver_errors_leave_the_store_as_store_error(store_url):
         assert ("q.db" in str(e.value)) == store_url.endswith("q.db")  # names the database
     with pytest.raises(StoreError):  # a closed store: one error, not a driver exception
         st.count()
+
+
+def test_cli_qc_workflow_on_postgres(pg_server, root, samples, tmp_path):
+    """sample, review import, appeal, review scores and calibrate take a postgresql:// --db."""
+    import psycopg
+    from click.testing import CliRunner
+
+    from qa_inspect.cli import main
+
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS cli_wf WITH (FORCE)")
+        c.execute("CREATE DATABASE cli_wf")
+    url = pg_server.replace("/postgres?", "/cli_wf?")
+
+    def cli(*args):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert "Traceback" not in res.output, res.output
+        return res
+
+    assert cli("run", samples / "transcripts.jsonl", "--db", url, "--out", tmp_path / "r").exit_code == 0
+    res = cli("sample", "--db", url, "--plan", root / "rules/sampling_plan.yaml", "--seed", 7,
+              "--out", tmp_path / "ws.xlsx", "--json")
+    assert res.exit_code == 0, res.output
+    drawn = {c["call_id"] for c in json.loads(res.output)["calls"]}
+    assert "zh_forbidden_phrase" in drawn
+    _fill_sheet(tmp_path / "ws.xlsx", tmp_path / "alice.xlsx", {}, {"zh_forbidden_phrase": 42})
+    res = cli("review", "import", tmp_path / "alice.xlsx", "--db", url, "--reviewer", "alice")
+    assert res.exit_code == 0 and "1 manual score(s)" in res.output, res.output
+    assert "appeal #1 opened" in cli("appeal", "open", "zh_no_greeting", "--db", url, "--reason", "r",
+                                     "--by", "A002").output
+    assert cli("appeal", "decide", 1, "--db", url, "--upheld", "--score", 61, "--by", "组长").exit_code == 0
+    rows = {d["call_id"]: d for d in map(json.loads, cli("review", "scores", "--db", url, "--format", "jsonl")
+                                         .output.splitlines())}
+    assert (rows["zh_forbidden_phrase"]["final"], rows["zh_forbidden_phrase"]["source"]) == (42, "manual")
+    assert (rows["zh_no_greeting"]["final"], rows["zh_no_greeting"]["source"]) == (61, "appeal")
+    cal = json.loads(cli("calibrate", "--db", url, "--json").output)
+    assert cal["score_pairs"] == 1 and cal["calls"] == len(drawn)
+    # a reviewer importing into a server that is gone: one line, the password masked
+    gone = "postgresql://qa:hunter2@127.0.0.1:1/cli_wf"
+    res = cli("review", "import", tmp_path / "alice.xlsx", "--db", gone, "--reviewer", "alice")
+    assert res.exit_code == 2 and "hunter2" not in res.output and "qa:***@" in res.output, res.output

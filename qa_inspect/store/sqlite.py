@@ -51,6 +51,8 @@ def _translate(store: "SQLiteStore", e: BaseException) -> StoreError:
         what = f"数据库文件只读 / read-only database ({msg})：给文件写权限 (chmod u+w) 或换一个 --db"
     elif "malformed" in low or "not a database" in low or "corrupt" in low:
         what = DAMAGED.format(why=msg)
+    elif "no such table" in low:
+        what = f"不是 qa-inspect 的结果数据库 / not a qa-inspect results database ({msg})：检查 --db 路径"
     elif "locked" in low or "busy" in low:
         what = f"数据库正被另一个进程使用 / {msg}：等它结束后重试"
     elif "unable to open" in low:
