@@ -25,8 +25,9 @@ def open_store(url: str | Path, *, readonly: bool = False, check: bool = True) -
     database a team shares; needs the ``postgres`` extra: ``pip install 'qa-inspect[postgres]'``).
 
     A SQLite file is checked before anything is written (``StoreError`` when it is a
-    directory, not SQLite, truncated, damaged or read-only); ``readonly`` opens it for
-    reading only and never creates it; ``check=False`` skips the full ``quick_check`` read.
+    directory, not SQLite, truncated, damaged or read-only). ``readonly``: the caller only
+    reads, so the file must exist and may be read-only; ``check=False`` skips the full
+    ``quick_check`` read.
     The store also keeps the utterance vectors of ``similar_to`` rules from now on."""
     s = str(url)
     if s.startswith(("postgresql://", "postgres://")):

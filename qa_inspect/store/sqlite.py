@@ -111,7 +111,11 @@ def _preflight(path: Path, write: bool) -> bool:
 
 
 def _ro_uri(path: Path) -> str:
-    return path.resolve().as_uri() + "?mode=ro"
+    """A read-only URI. Without a ``-wal`` beside the file nothing is being written and no
+    un-checkpointed data exists, so ``immutable=1``: no ``-shm``/``-wal`` files are created next
+    to a file we only read (``mode=ro`` on a WAL database leaves them behind)."""
+    quiet = not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+    return path.resolve().as_uri() + ("?immutable=1" if quiet else "?mode=ro")
 
 
 def _quick_check(path: Path) -> None:
@@ -139,18 +143,20 @@ def _quick_check(path: Path) -> None:
 
 @wrap_driver_errors((sqlite3.Error,), _translate)
 class SQLiteStore(SQLStoreBase, WorkflowSQL):
-    """``readonly``: open with ``mode=ro`` and create nothing (reports, export); ``check``: run
-    ``PRAGMA quick_check`` first (a full read of the file; once per file per process)."""
+    """``readonly``: the caller only reads (reports, export): the file must exist, and a
+    read-only file is opened read-only instead of refused (a writable one opens as usual).
+    ``check``: run ``PRAGMA quick_check`` first (a full read; once per file per process)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False, check: bool = True) -> None:
         self.path = Path(path)
         self.url = str(self.path)  # what a re-score worker process opens its own connection with
-        self.readonly = readonly
+        self.readonly = False
         self.db = None
         has_data = _preflight(self.path, write=not readonly)
         if has_data and check:
             _quick_check(self.path)
-        if readonly:
+        if readonly and _read_only_file(self.path, self.path.stat()):
+            self.readonly = True  # nothing will be written: no schema, no vectors
             self.db = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=30)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
