@@ -211,6 +211,16 @@ def test_a_postgres_url_that_cannot_connect_never_shows_its_password(command, ro
         assert "S3cret" not in res.output and "***" in errors[0] and "127.0.0.1" in errors[0], res.output
 
 
+def test_store_error_is_one_line_and_survives_a_worker_process():
+    import pickle
+
+    from qa_inspect.errors import QAError
+    from qa_inspect.store import StoreError
+
+    e = pickle.loads(pickle.dumps(StoreError("page 3:\n  bad", "qa.db")))
+    assert isinstance(e, QAError) and str(e) == "qa.db: page 3: bad"
+
+
 def test_redact_url():
     from qa_inspect.store.errors import mask_secret, redact_url
 

@@ -25,6 +25,9 @@ class StoreError(QAError):
     def __init__(self, message: str, source: str = "") -> None:
         super().__init__(" ".join(str(message).split()), source)
 
+    def __reduce__(self):  # a re-score worker's error reaches the driver with its database named
+        return (type(self), (self.message, self.source))
+
 
 def url_password(url: str) -> str | None:
     """The password in a ``postgresql://user:password@host/db`` URL (or ``?password=``)."""
