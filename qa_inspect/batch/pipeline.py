@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 from qa_inspect.speech import decode as audio_mod
 from qa_inspect.enrich import enrich
 from qa_inspect.errors import QAError
+from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
 from qa_inspect.enrich.talk import talk_metrics
 from qa_inspect.records import CallResult, Transcript
@@ -149,33 +150,41 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
     cfg = config_hash(asr_key if item.transcript is None else "given", pack)
     if item.error:
         return error_result(item, item.error, cfg)
-    if item.transcript is not None:
-        return score_transcript(item, enrich(item.transcript), pack, cfg_hash=cfg)
     try:
-        ahash = audio_mod.file_hash(item.call.path)
-        tr = store.get_transcript(ahash, asr_key)
-        extra: dict = {}
-        if tr is None:
-            decoded = audio_mod.decode(item.call.path)
-            t0 = time.perf_counter()
-            tr = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
-                                              item.call.language or None)
-            asr_time = time.perf_counter() - t0
-            summary.asr_s += asr_time
-            summary.asr_audio_s += decoded.duration
-            extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
-            if not tr.turns:
-                return error_result(item, f"{item.call.path}: no speech recognised", cfg)
-            tr = enrich(tr, decoded)
-            store.put_transcript(ahash, asr_key, tr)
-        summary.audio_s += tr.duration or 0.0
-        return score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
+        with call_budget(item.call.path or item.call.source_line or item.call.call_id):
+            return _process(item, pack, store, get_transcriber, asr_key, summary, cfg)
     except QAError as e:
         return error_result(item, str(e), cfg)
     except Exception as e:  # one bad call must not stop the batch
-        log.exception("unexpected failure on %s", item.call.call_id)
+        log.error("unexpected failure on %s", item.call.call_id, exc_info=True)
         return error_result(item, f"{item.call.path or item.call.call_id}: internal error "
                                   f"({type(e).__name__}: {e})", cfg)
+
+
+def _process(item: WorkItem, pack: RulePack, store: SQLiteStore,
+             get_transcriber: Callable[[], Transcriber], asr_key: str, summary: BatchSummary,
+             cfg: str) -> CallResult:
+    if item.transcript is not None:
+        return score_transcript(item, enrich(item.transcript), pack, cfg_hash=cfg)
+    ahash = audio_mod.file_hash(item.call.path)
+    tr = store.get_transcript(ahash, asr_key)
+    extra: dict = {}
+    if tr is None:
+        decoded = audio_mod.decode(item.call.path)
+        add_audio(decoded.duration)
+        t0 = time.perf_counter()
+        tr = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
+                                          item.call.language or None)
+        asr_time = time.perf_counter() - t0
+        summary.asr_s += asr_time
+        summary.asr_audio_s += decoded.duration
+        extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
+        if not tr.turns:
+            return error_result(item, f"{item.call.path}: no speech recognised", cfg)
+        tr = enrich(tr, decoded)
+        store.put_transcript(ahash, asr_key, tr)
+    summary.audio_s += tr.duration or 0.0
+    return score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
 
 
 def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,

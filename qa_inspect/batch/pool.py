@@ -33,7 +33,9 @@ from typing import Any, Callable, Sequence
 from qa_inspect.speech import decode as audio_mod
 from qa_inspect.enrich import enrich
 from qa_inspect.errors import QAError
+from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.batch.orphans import worker_process_setup
 from qa_inspect.batch.pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
                        score_transcript)
 from qa_inspect.records import CallResult, Transcript
@@ -57,6 +59,7 @@ def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) 
     ``factory`` (picklable, e.g. a ``functools.partial``) replaces the Whisper model, for tests
     that run the real worker path with a fake transcriber."""
     global _TRANSCRIBER, _INIT_ERROR
+    worker_process_setup()
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
     try:
         from qa_inspect.speech.asr import WhisperTranscriber
@@ -107,14 +110,16 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
     """Decode + transcribe one file. Never raises: failures come back as ``{"error": reason}``."""
     out: dict[str, Any] = {"pid": os.getpid()}
     try:
-        decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
-        if _TRANSCRIBER is None:
-            raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
-        t0 = time.perf_counter()
-        tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
-        if tr.turns:
-            tr = enrich(tr, decoded)  # needs the audio: done here, next to it
-        out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
+        with call_budget(path or call_id):
+            decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
+            add_audio(decoded.duration)
+            if _TRANSCRIBER is None:
+                raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+            t0 = time.perf_counter()
+            tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+            if tr.turns:
+                tr = enrich(tr, decoded)  # needs the audio: done here, next to it
+            out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
     except QAError as e:
         out["error"] = str(e)
     except Exception as e:  # one bad call must not stop the batch
