@@ -207,6 +207,10 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
                 for fut in sorted(done, key=lambda f: futures[f].order):
                     j = futures[fut]
                     finish(j.item, _result_of(fut, j, store, asr_key, summary, worker_stats))
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): don't wait for the calls in flight
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
