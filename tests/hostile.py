@@ -37,27 +37,40 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def start(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """Start `qa-inspect ARGS` under ``rss_wrap.py`` (signals sent to the returned process
+    reach the command)."""
     logs = cwd / f"cli-{time.monotonic_ns()}"
-    proc = subprocess.Popen([sys.executable, "-m", "qa_inspect.cli", *args], cwd=cwd,
-                            stdout=open(f"{logs}.out", "w"), stderr=open(f"{logs}.err", "w"),
+    cmd = [sys.executable, str(Path(__file__).with_name("rss_wrap.py")), f"{logs}.rss",
+           sys.executable, "-m", "qa_inspect.cli", *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=open(f"{logs}.out", "w"), stderr=open(f"{logs}.err", "w"),
                             env=env(**(extra_env or {})))
     return proc, logs
 
 
+def command_pid(logs: Path, timeout: float = 10.0) -> int:
+    """The pid of the command itself (not of its wrapper)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            return int(Path(f"{logs}.rss.pid").read_text())
+        except (OSError, ValueError):
+            time.sleep(0.01)
+    raise AssertionError("command did not start")
+
+
 def finish(proc: subprocess.Popen, logs: Path, t0: float, timeout: float = LIMIT_S) -> Ran:
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() - t0 > timeout:
-            proc.send_signal(signal.SIGKILL)
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise AssertionError(f"still running after {timeout:.0f} s: {Path(f'{logs}.err').read_text()[-2000:]}")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Ran(proc.returncode, Path(f"{logs}.out").read_text(), Path(f"{logs}.err").read_text(),
-               time.monotonic() - t0, usage.ru_maxrss / 1024)
+    try:
+        code = proc.wait(timeout=max(0.1, timeout - (time.monotonic() - t0)))
+    except subprocess.TimeoutExpired:
+        for pid in (command_pid(logs), proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait()
+        raise AssertionError(f"still running after {timeout:.0f} s: {Path(f'{logs}.err').read_text()[-2000:]}")
+    return Ran(code, Path(f"{logs}.out").read_text(), Path(f"{logs}.err").read_text(),
+               time.monotonic() - t0, int(Path(f"{logs}.rss").read_text()) / 1024)
 
 
 def cli(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None,
@@ -69,6 +82,7 @@ def cli(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None,
 
 def assert_user_facing(r: Ran, code: int, *names: str) -> None:
     """The exit code, no traceback, every name in one readable line, bounded time and memory."""
+    print(f"[hostile] exit {r.code} in {r.seconds:.1f} s, peak RSS {r.rss_mb:.0f} MiB: {names[0][:70]}")
     assert r.code == code, r.text[-3000:]
     assert "Traceback" not in r.text, r.text[-3000:]
     lines = r.text.splitlines()

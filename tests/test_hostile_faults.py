@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hostile import GOOD_TURNS, ROOT, assert_user_facing, cli, finish, start, stored, transcript_line
+from hostile import GOOD_TURNS, ROOT, assert_user_facing, cli, command_pid, finish, start, stored, transcript_line
 
 SAMPLES = ROOT / "samples"
 PACK = str(ROOT / "rules/telecom_zh.yaml")
@@ -68,16 +68,17 @@ def test_kill_9_of_rescore_leaves_no_worker_running(tmp_path):
     t0 = time.monotonic()
     proc, logs = start(["rescore", "--db", "q.db", "--rules", PACK, "--rules", str(ROOT / "rules/telecom_en.yaml")],
                        tmp_path)
+    driver = command_pid(logs)
     kids: list[int] = []
     while time.monotonic() - t0 < 60 and proc.poll() is None:
-        kids = _children(proc.pid)
+        kids = _children(driver)
         if len(kids) >= 2:  # the pool is up and working
             break
         time.sleep(0.01)
     assert len(kids) >= 2, f"no worker pool seen: {Path(f'{logs}.err').read_text()[-2000:]}"
     time.sleep(0.3)  # let them get into their chunks
-    kids = _children(proc.pid)
-    os.kill(proc.pid, signal.SIGKILL)
+    kids = _children(driver)
+    os.kill(driver, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(map(_alive, kids)):
