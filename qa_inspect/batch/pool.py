@@ -69,7 +69,8 @@ def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) 
     except QAError as e:
         _INIT_ERROR = str(e)
     except Exception as e:  # report it per call rather than break the pool
-        log.exception("loading the ASR model failed")
+        # a spawned worker logs with its own handler: the traceback only at debug level (-vv)
+        log.error("loading the ASR model failed", exc_info=log.isEnabledFor(logging.DEBUG))
         _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
 
 
@@ -123,7 +124,7 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
     except QAError as e:
         out["error"] = str(e)
     except Exception as e:  # one bad call must not stop the batch
-        log.exception("unexpected failure on %s", call_id)
+        log.error("unexpected failure on %s", call_id, exc_info=log.isEnabledFor(logging.DEBUG))
         out["error"] = f"{path or call_id}: internal error ({type(e).__name__}: {e})"
     out["rss_mb"] = _peak_rss_mb()
     return out
