@@ -8,6 +8,7 @@ exception a command lets through into one ``error: …`` line and exit code 2, a
 carry their traceback only at ``-vv``."""
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -66,11 +67,22 @@ def main(verbose: int) -> None:
     """qa_inspect: offline quality inspection (质检) of call-center recordings."""
     global _verbosity
     _verbosity = verbose
-    level = logging.WARNING - 10 * min(verbose, 2)
-    fmt = "%(levelname)s %(name)s: %(message)s"
+    configure_logging(logging.WARNING - 10 * min(verbose, 2))
+
+
+def configure_logging(level: int, fmt: str = "%(levelname)s %(name)s: %(message)s") -> None:
+    """Logging for this process: the CLI's, and each worker process's (``worker_log_setup``).
+    As ``logging.basicConfig`` (an embedding program's logging stays as it is); below debug
+    level (``-vv``) records are written without their traceback."""
     root = logging.getLogger()
-    if not root.handlers:  # as logging.basicConfig: an embedding program's logging stays as it is
+    if not root.handlers:
         h = logging.StreamHandler()
-        h.setFormatter(_NoTraceback(fmt) if verbose < 2 else logging.Formatter(fmt))
+        h.setFormatter(_NoTraceback(fmt) if level > logging.DEBUG else logging.Formatter(fmt))
         root.addHandler(h)
         root.setLevel(level)
+
+
+def worker_log_setup():
+    """A picklable callable that configures logging in a worker process as in this one."""
+    return functools.partial(configure_logging, logging.getLogger().getEffectiveLevel(),
+                             "%(levelname)s %(name)s[%(process)d]: %(message)s")
