@@ -67,7 +67,7 @@ def test_invalid_bytes_and_lone_surrogates_are_error_rows_good_calls_stored(tmp_
 
 def test_deep_json_huge_line_and_bad_times_are_error_rows(tmp_path):
     deep = '{"call_id": "deep", "turns": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    huge = transcript_line("huge", ("agent", "好" * 4_000_000, 0, 1))  # ~12 MB of UTF-8 > 8 MB limit
+    huge = transcript_line("huge", ("agent", "好" * 4_000_000, 0, 1))  # ~12 MB of UTF-8 > the 4 MiB limit
     lines = [transcript_line("good1", *GOOD_TURNS), deep, huge,
              transcript_line("str_time", ("agent", "您好", "0:01", 2.0)),
              transcript_line("negative", ("agent", "您好", -3.0, 2.0)),
@@ -76,7 +76,7 @@ def test_deep_json_huge_line_and_bad_times_are_error_rows(tmp_path):
              transcript_line("bool_time", ("agent", "您好", True, 2.0)),
              transcript_line("good2", *GOOD_TURNS)]
     (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    r = run(tmp_path, "t.jsonl", {"QA_INSPECT_MAX_LINE_BYTES": str(8 * 1024 * 1024)})
+    r = run(tmp_path, "t.jsonl")
     assert_user_facing(r, 1, "t.jsonl:2: 嵌套过深 / JSON nested deeper than 20 levels (QA_INSPECT_MAX_JSON_DEPTH)",
                        "t.jsonl:3: 行过长 / line too long: 12,000,",
                        "t.jsonl:4: turn 0: 时间无效 / bad time: start '0:01' is not a number of seconds",
@@ -88,6 +88,20 @@ def test_deep_json_huge_line_and_bad_times_are_error_rows(tmp_path):
     assert {k for k, v in res.items() if v.status == "ok"} == {"good1", "good2"}
     assert sum(v.status == "error" for v in res.values()) == 7
     assert "(QA_INSPECT_MAX_LINE_BYTES)" in r.text
+
+
+def test_lines_of_millions_of_tiny_objects_stay_bounded(tmp_path):
+    """The worst a line under the size limit can hold: ~1.4 million empty objects (the most
+    Python objects per input byte), as turns and as an unknown field."""
+    n = (4 * 1024 * 1024 - 100) // 3
+    objs = ",".join(["{}"] * n)
+    lines = ['{"call_id": "turns", "turns": [' + objs + "]}", '{"call_id": "junk", "path": "a.wav", "junk": [' + objs + "]}",
+             transcript_line("good", *GOOD_TURNS)]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = run(tmp_path, "t.jsonl")
+    assert_user_facing(r, 1, f"t.jsonl:1: 轮次过多 / too many turns: {n:,}", "t.jsonl:2: 单元格过长 / field too long")
+    assert {k: v.status for k, v in stored(tmp_path / "q.db").items()} == {"turns": "error", "<t.jsonl:2>": "error",
+                                                                           "good": "ok"}
 
 
 def test_turn_count_and_turn_length_limits(tmp_path):

@@ -39,7 +39,9 @@ MANIFEST_FIELDS = ("call_id", "path", "agent_id", "agent_name", "team", "started
 class InputLimits:
     """What one input line / call may hold. Defaults from the environment (README "Limits")."""
 
-    max_line_bytes: int = 16 * 1024 * 1024  # QA_INSPECT_MAX_LINE_BYTES: one CSV/JSONL line
+    # QA_INSPECT_MAX_LINE_BYTES: one CSV/JSONL line (a 1-hour call is ~0.3 MB; parsing a
+    # line of tiny JSON objects takes ~70 bytes of memory per input byte)
+    max_line_bytes: int = 4 * 1024 * 1024
     max_depth: int = 20  # QA_INSPECT_MAX_JSON_DEPTH: nesting of one JSONL line (a transcript needs 5)
     max_turns: int = 10_000  # QA_INSPECT_MAX_TURNS: turns of one call
     max_turn_chars: int = 20_000  # QA_INSPECT_MAX_TURN_CHARS: characters of one turn
@@ -230,17 +232,26 @@ def _depth_and_surrogates(d: Any, max_depth: int) -> str:
     stack = [(d, 1)]
     while stack:
         v, depth = stack.pop()
-        if isinstance(v, (dict, list)):
-            if depth > max_depth:
-                return f"nested deeper than {max_depth} levels"
-            vals = list(v.items()) if isinstance(v, dict) else [(None, x) for x in v]
-            for k, x in vals:
-                if isinstance(k, str) and _has_surrogates(k):
-                    return "a key holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+        if isinstance(v, dict):
+            if any(_has_surrogates(k) for k in v):
+                return "a key holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+            v = v.values()
+        elif not isinstance(v, list):
+            if isinstance(v, str) and _has_surrogates(v):
+                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+            continue
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        for x in v:
+            if isinstance(x, (dict, list)):
                 stack.append((x, depth + 1))
-        elif isinstance(v, str) and _has_surrogates(v):
-            return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+            elif isinstance(x, str) and _has_surrogates(x):
+                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
     return ""
+
+
+def _too_many_turns(n: int, limits: InputLimits) -> str:
+    return f"轮次过多 / too many turns: {n:,}, the limit is {limits.max_turns:,} ({limits.env('max_turns')})"
 
 
 def _seconds(v: Any, what: str) -> float | None:
@@ -268,8 +279,7 @@ def _transcript_line(d: Any, src: str, language: str, limits: InputLimits) -> Wo
     if not isinstance(turns, list) or not turns:
         return WorkItem(call=call, error=f"{src}: 'turns' must be a non-empty list")
     if len(turns) > limits.max_turns:
-        return WorkItem(call=call, error=f"{src}: 轮次过多 / too many turns: {len(turns):,}, the limit "
-                                         f"is {limits.max_turns:,} ({limits.env('max_turns')})")
+        return WorkItem(call=call, error=f"{src}: {_too_many_turns(len(turns), limits)}")
     out = []
     for i, t in enumerate(turns):
         if not isinstance(t, dict) or t.get("role") not in ("agent", "customer") or not isinstance(t.get("text"), str):
@@ -317,6 +327,15 @@ def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
             except RecursionError:
                 items.append(_bad(p, n, f"嵌套过深 / JSON nested deeper than {limits.max_depth} levels "
                                         f"({limits.env('max_depth')})"))
+                continue
+            turns = d.get("turns") if isinstance(d, dict) else None
+            if isinstance(turns, list) and len(turns) > limits.max_turns:  # before walking them all
+                cid = d.get("call_id")
+                bad = _bad(p, n, _too_many_turns(len(turns), limits))
+                if isinstance(cid, str) and cid.strip() and len(cid) <= limits.max_cell_chars \
+                        and not _has_surrogates(cid):
+                    bad = WorkItem(CallInput(call_id=cid.strip(), source_line=src), error=bad.error)
+                items.append(bad)
                 continue
             why = _depth_and_surrogates(d, limits.max_depth)
             if why:
