@@ -123,16 +123,17 @@ def test_turn_count_and_turn_length_limits(tmp_path):
 def test_manifest_csv_huge_cell_folder_path_and_gbk_bytes(tmp_path):
     (tmp_path / "adir.wav").mkdir()  # a directory named like audio
     rows = ["call_id,path,agent_id,agent_name", "c1,x.wav,A1," + "x" * 200_000, "c2,adir.wav,A1,王芳",
-            "c3,missing.wav,A1,李娜"]
+            "c3,missing.wav,A1,李娜", "c6,/dev/zero,A1,x"]
     data = ("\n".join(rows) + "\n").encode("utf-8") + b"c4,y.wav,A1,\xff\xfe\n"
     (tmp_path / "m.csv").write_bytes(data)
     r = run(tmp_path, "m.csv")
     assert_user_facing(r, 1, "m.csv:2: not a valid CSV row (field larger than field limit",
                        "m.csv:3: audio path is a folder, not a file: adir.wav",
                        "m.csv:4: audio file not found: missing.wav",
-                       "m.csv:5: 编码错误 / bytes that are not valid utf-8 text")
+                       "m.csv:5: audio path is not a regular file: /dev/zero",
+                       "m.csv:6: 编码错误 / bytes that are not valid utf-8 text")
     assert "IsADirectoryError" not in r.text
-    assert len(stored(tmp_path / "q.db")) == 4
+    assert len(stored(tmp_path / "q.db")) == 5
 
 
 def test_good_manifest_rows_beside_bad_ones_are_stored(tmp_path, monkeypatch):

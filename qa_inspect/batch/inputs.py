@@ -160,6 +160,8 @@ def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout
         problems.append(f"audio path is a folder, not a file: {path}")
     elif not (base / path).exists():
         problems.append(f"audio file not found: {path}")
+    elif not (base / path).is_file():  # a device or a pipe (/dev/zero would be read forever)
+        problems.append(f"audio path is not a regular file: {path}")
     if call.channel_layout not in CHANNEL_LAYOUTS:
         problems.append(f"channel_layout {call.channel_layout!r} is not one of {', '.join(CHANNEL_LAYOUTS)}")
     if unknown:
