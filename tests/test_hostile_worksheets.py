@@ -119,3 +119,22 @@ def test_not_a_workbook(tmp_path, db):
     r = _import(tmp_path, db, tmp_path / "fake.xlsx")
     assert_user_facing(r, 2, "fake.xlsx: cannot read worksheet (BadZipFile")
     assert _imported(db) == 0
+
+
+def test_dtd_in_a_utf16_part_is_refused_too(tmp_path, db):
+    """A sheet part in UTF-16 (legal XML) hides '<!DOCTYPE' from a byte search for UTF-8."""
+    from openpyxl import Workbook
+
+    base = tmp_path / "base.xlsx"
+    wb = Workbook()
+    wb.active.title = SHEET
+    wb.save(base)
+    xml = ('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE worksheet [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+           + HEAD.split("\n", 1)[1] + _header_row() + '<row r="2"><c r="A2" t="inlineStr"><is><t>&xxe;</t></is></c></row>'
+           + TAIL)
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(tmp_path / "u16.xlsx", "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, xml.encode("utf-16") if info.filename == SHEET_PART else src.read(info))
+    r = _import(tmp_path, db, tmp_path / "u16.xlsx")
+    assert_user_facing(r, 2, f"u16.xlsx: {SHEET_PART} declares a DTD/entities")
+    assert _imported(db) == 0

@@ -99,6 +99,9 @@ def _limit(var: str, default: int) -> int:
         raise WorkflowError(f"{var}={raw!r}: expected a whole number") from None
 
 
+_DTD_MARKS = tuple(m.encode(enc) for m in ("<!DOCTYPE", "<!ENTITY") for enc in ("utf-8", "utf-16-le", "utf-16-be"))
+
+
 def _check_workbook(path: Path) -> None:
     """Refuse, before any XML is parsed, a workbook that unpacks to more than the size limit
     (a zip bomb: 1 MB holding a 1 GB cell) or whose XML declares a DTD (entity expansion,
@@ -114,16 +117,14 @@ def _check_workbook(path: Path) -> None:
             if total > cap:
                 raise WorkflowError(f"工作表过大 / worksheet unpacks to {total / 2**20:,.0f} MiB, the limit is "
                                     f"{cap / 2**20:,.0f} MiB (QA_INSPECT_MAX_SHEET_MB); nothing imported", str(path))
-            for i in parts:
-                if not i.filename.endswith((".xml", ".rels", ".vml")):
-                    continue
+            for i in parts:  # every part: a sheet can live under any name the rels point to
                 with zf.open(i) as fh:
                     tail = b""
                     while chunk := fh.read(1 << 20):
-                        if b"<!DOCTYPE" in tail + chunk or b"<!ENTITY" in tail + chunk:
+                        if any(m in tail + chunk for m in _DTD_MARKS):
                             raise WorkflowError(f"{i.filename} declares a DTD/entities (not written by Excel "
                                                 "or `qa-inspect sample`); nothing imported", str(path))
-                        tail = chunk[-16:]
+                        tail = chunk[-32:]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as e:
         raise WorkflowError(f"cannot read worksheet ({type(e).__name__}: {e}); is it an .xlsx?", str(path)) from None
 
