@@ -94,6 +94,38 @@ def test_kill_9_of_rescore_leaves_no_worker_running(tmp_path):
         assert s.count("ok") == 4_000
 
 
+@linux_only
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_run_with_workers_killed_or_stopped_leaves_no_worker_running(tmp_path, sig):
+    """`run --workers 2` killed (kill -9) or stopped (SIGTERM) while its workers start and
+    load the model: no worker stays; SIGTERM ends with the interrupted line, exit code 130."""
+    from conftest import sample_manifest
+
+    manifest = sample_manifest(tmp_path, SAMPLES, {"zh_billing_12315", "zh_plan_change_verify", "zh_long_hold"})
+    t0 = time.monotonic()
+    proc, logs = start(["run", manifest.name, "--workers", "2", "--db", "q.db", "--out", "rep", "--rules", PACK],
+                       tmp_path)
+    driver = command_pid(logs)
+    kids: list[int] = []
+    while time.monotonic() - t0 < 60 and proc.poll() is None and len(kids) < 3:
+        kids = _children(driver)  # two workers and multiprocessing's resource tracker
+        time.sleep(0.01)
+    assert len(kids) >= 2, Path(f"{logs}.err").read_text()[-2000:]
+    time.sleep(1.0)  # into their initializer
+    kids = _children(driver)
+    os.kill(driver, sig)
+    if sig == signal.SIGTERM:
+        assert_user_facing(finish(proc, logs, t0), 130, "中断 / interrupted: 0 call(s) finished")
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(map(_alive, kids)):
+        time.sleep(0.05)
+    left = [k for k in kids if _alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"processes {left} outlived their killed driver"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_run_stops_cleanly_and_a_rerun_resumes(tmp_path, sig):
     n = 600

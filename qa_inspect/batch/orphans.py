@@ -46,7 +46,10 @@ def _poll(parent: int, every_s: float) -> None:
 
 def worker_process_setup(poll_s: float = 1.0) -> None:
     """Make this (worker) process die with its parent and leave Ctrl-C to the driver."""
-    parent = os.getppid()
+    import multiprocessing
+
+    known = multiprocessing.parent_process()  # the driver, even if it died before this line ran
+    parent = known.pid if known is not None and known.pid else os.getppid()
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread (e.g. an actor thread): nothing to do here
