@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.common import (CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
+                                   open_existing_store, shown_db, store_errors)
 from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
 
@@ -94,7 +98,10 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     # while the bar is live on the terminal, per-call lines bound for the terminal go above it
     above = bar.live and stream_is_tty(sys.stdout)
 
+    stored = []
+
     def show(res):
+        stored.append(res.call.call_id)
         if res.status == "ok":
             risk = ",".join(r.rule_id for r in res.risk_hits)
             line = (f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
@@ -115,6 +122,9 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         store = open_store(db)
     except QAError as e:  # e.g. a postgresql:// server that cannot be reached
         _fail(e)
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a scheduler's stop: as Ctrl-C
     try:
         with bar:
             if executor == "ray":
@@ -142,14 +152,29 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
             "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
     except QAError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        store.close()
+        click.echo(f"中断 / interrupted: {len(stored)} call(s) finished and stored in this run; run the "
+                   "same command again to resume (stored calls are skipped, none is counted twice)", err=True)
+        if executor == "ray" or (workers or 1) > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # now: pool workers die with this process, nothing waits for their calls
+        sys.exit(130)
     finally:
         store.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     click.echo(_run_summary_line(summary))
     for reason, n in sorted(summary.error_reasons.items()):
         click.echo(f"  errors: {n} × {reason}")
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _run_summary_line(s) -> str:
@@ -202,7 +227,7 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
     store = open_existing_store(db)
     html = None
     with store_errors(db, store):
-        click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
+        click.echo(f"qa-inspect rescore: {shown_db(db)}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
             html = _write_report(store, out, {
@@ -279,7 +304,7 @@ def export(db, fmt, output, redact):
     def record(r):
         return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
-    store = open_existing_store(db)
+    store = open_existing_store(db, readonly=True)
     fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         if fmt == "jsonl":
@@ -293,7 +318,9 @@ def export(db, fmt, output, redact):
                 w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
                             d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
                             json.dumps(d["metrics"], ensure_ascii=False)])
+    except QAError as e:  # a StoreError while reading (a damaged page …): one line, exit 2
+        _fail(e)
     finally:
-        store.close()
+        close_quietly(store)
         if fh is not sys.stdout:
             fh.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -429,25 +430,38 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
               "teams": sc.teams, "sc": sc, "redacted": redact}
     paths = []
+    # pages first, each written aside and renamed into place, the index last: a report
+    # interrupted at any point never has an index linking a page that does not exist
     index = {"kind": "index", "title": "坐席与班组质检 / Agent & team scorecards",
              "kpis": [("通话数 / Calls", str(len(results))), ("班组 / Teams", str(len(sc.teams))),
                       ("坐席 / Agents", str(len(sc.agents))),
                       ("平均分 / Mean score", _f(_mean([float(r.score.score) for r in results if r.score])))],
              "team_rows": [(t, sc.agents_of(t)) for t in sc.teams], "fmt": _f}
-    p = out_dir / "index.html"
-    p.write_text(tpl.render(**common, **index), encoding="utf-8")
-    paths.append(p)
     for t in sc.teams:
-        p = out_dir / f"{t.slug}.html"
-        p.write_text(tpl.render(**common, **_team_view(sc, t)), encoding="utf-8")
-        paths.append(p)
+        paths.append(_write_aside(out_dir / f"{t.slug}.html", tpl.render(**common, **_team_view(sc, t))))
     for a in sc.agents:
-        p = out_dir / f"{a.slug}.html"
-        p.write_text(tpl.render(**common, **_agent_view(sc, a, text)), encoding="utf-8")
-        paths.append(p)
-    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=text))
+        paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(**common, **_agent_view(sc, a, text))))
+    tmp = out_dir / f".{XLSX_NAME}.tmp{os.getpid()}"
+    try:
+        write_workbook(sc, tmp, text=text)
+        paths.append(out_dir / XLSX_NAME)
+        os.replace(tmp, paths[-1])
+    finally:
+        tmp.unlink(missing_ok=True)
+    paths.insert(0, _write_aside(out_dir / "index.html", tpl.render(**common, **index)))
     log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
     return paths
+
+
+def _write_aside(path: Path, text: str) -> Path:
+    """Write ``path`` whole or not at all (a temporary file beside it, then renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _cell(v: Any) -> Any:
