@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from dataclasses import replace
+
+from qa_inspect.scoring import score_call
 
 from qa_inspect.records import (CallInput, CallResult, Evidence, RuleResult, Score,
                                 Transcript, Turn)
@@ -38,8 +41,7 @@ def _results() -> list[CallResult]:
             Turn(role="agent", text=f"你烦不烦 {XSS} & 我说了", start=65.2, end=68.0),
         )),
         rules=(greet_fail, rude),
-        score=Score(score=85.0, grade="B", fatal=False,
-                    deductions=(("greeting", 5.0), ("rude", 10.0))),
+        score=score_call([greet_fail, rude], GRADES),  # 85 B, with its breakdown
         metrics={"duration_s": 1800.0})
 
     risk = RuleResult(
@@ -52,7 +54,7 @@ def _results() -> list[CallResult]:
         call=_call("C-RISK", agent_id="A02", agent_name="李四"), status="ok",
         transcript=Transcript(call_id="C-RISK", language="zh", turns=(
             Turn(role="customer", text="我要打12315投诉你们", start=125.0, end=130.0),)),
-        rules=(risk,), score=Score(score=95.0, grade="A", fatal=False),
+        rules=(risk,), score=replace(score_call([risk], GRADES), score=95.0),
         metrics={"duration_s": 1800.0})
 
     leak = RuleResult(
@@ -64,13 +66,15 @@ def _results() -> list[CallResult]:
         reason="坐席读出完整身份证号")
     fatal_call = CallResult(
         call=_call("C-FATAL", agent_id="A03", agent_name="王五"), status="ok",
-        rules=(leak,), score=Score(score=0.0, grade="D", fatal=True,
-                                   deductions=(("id_leak", 100.0),)),
+        rules=(leak,), score=score_call([leak], GRADES),
         metrics={})
 
     err = CallResult(call=_call("C-ERR"), status="error",
                      error="audio.wav: 无法解码 / cannot decode (<empty file>)")
     return [ok_call, risk_call, fatal_call, err]
+
+
+GRADES = [(90, "A"), (80, "B"), (60, "C"), (0, "D")]
 
 
 @pytest.fixture()
@@ -171,7 +175,7 @@ def test_csv(report):
         assert reader.fieldnames == [
             "call_id", "agent_id", "agent_name", "team", "started_at", "status", "error",
             "duration_s", "score", "grade", "fatal", "failed_items", "risk_hits",
-            "deductions_total"]
+            "deductions_total", "item_points"]
         rows = {r["call_id"]: r for r in reader}
     assert list(rows) == ["C-OK", "C-RISK", "C-FATAL", "C-ERR"]
     ok = rows["C-OK"]
@@ -179,6 +183,7 @@ def test_csv(report):
     assert ok["score"] == "85" and ok["grade"] == "B" and ok["fatal"] == "false"
     assert ok["failed_items"] == "greeting;rude" and ok["risk_hits"] == ""
     assert ok["deductions_total"] == "15" and ok["duration_s"] == "1800"
+    assert ok["item_points"] == "greeting:-5;rude:-10"  # from the stored breakdown
     assert rows["C-RISK"]["risk_hits"] == "complaint_12315"
     assert rows["C-RISK"]["failed_items"] == ""
     fatal = rows["C-FATAL"]

@@ -36,16 +36,20 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
                    f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
-@click.option("--db", default="qa.db", show_default=True,
-              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra).")
-@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
+@click.option("--db", default=None,
+              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra). "
+                   "Default: the config's db, else qa.db.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Report folder. Default: the config's out, else reports.")
+@click.option("--config", "config_path", default=None, type=click.Path(),
+              help="Settings file (default: ./qa-inspect.toml when present); flags override it.")
 @click.option("--layout", default="stereo_agent_left", show_default=True,
               type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
               help="Channel layout for audio without a manifest row.")
 @click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
 @click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
-              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
-                   "several packs. Default: each rule's own deduction.")
+              help="Scorecard YAML scoring the pack it names; repeat for several packs. "
+                   "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes that decode and transcribe in parallel (each loads the model once "
                    "and gets cores/N CPU threads). Local default 1: everything in this process. "
@@ -57,24 +61,25 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
                    "on this machine), HOST:6379, or ray://HOST:10001. Default: a new local cluster.")
 @asr_options
 def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_address, language,
-        model_path, device, compute_type, batch_size, scorecard_paths=()):
+        model_path, device, compute_type, batch_size, scorecard_paths=(), config_path=None):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
 
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
     from qa_inspect.batch.inputs import read_input
-    from qa_inspect.batch.pipeline import PackSet, results_for, run_batch
+    from qa_inspect.batch.pipeline import results_for, run_batch
     from qa_inspect.reports.batch import write_batch_report
-    from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 
-    try:
-        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        from qa_inspect.scoring.scorecard import load_scorecard
+    from qa_inspect.cli.config import load_config, load_packs
 
-        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before any audio is touched
-                        [load_scorecard(p) for p in scorecard_paths])
+    try:
+        conf = load_config(config_path)
+        db = db or conf.db or "qa.db"
+        out = out or conf.out or "reports"
+        # a bad pack fails before any audio is touched
+        packs = load_packs(rules_paths, scorecard_paths, config=conf)
         items = read_input(input_path, default_layout=layout, language=language or packs.language)
     except QAError as e:
         _fail(e)
@@ -168,16 +173,18 @@ def _run_summary_line(s) -> str:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
+@click.option("--db", default=None, help=DB_HELP + " Default: the config's db, else qa.db.")
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
-                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
+                   f"language). Default: the config's packs, else {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
 @click.option("--out", default=None, type=click.Path(),
               help="Rewrite the batch report (report.html, report.csv) in this folder.")
 @click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
-              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
-                   "several packs. Default: each rule's own deduction.")
-def rescore(db, rules_paths, out, scorecard_paths=()):
+              help="Scorecard YAML scoring the pack it names; repeat for several packs. "
+                   "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
+@click.option("--config", "config_path", default=None, type=click.Path(),
+              help="Settings file (default: ./qa-inspect.toml when present); flags override it.")
+def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None):
     """Re-score every stored ok call from its stored transcript with the given rule packs,
     without audio or ASR (after a rule change). Results are written back a chunk of calls per
     transaction (a killed re-score leaves each call old or new, never half); error rows are
@@ -185,16 +192,14 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
 
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
-    from qa_inspect.batch.pipeline import PackSet
     from qa_inspect.batch.pipeline import rescore as rescore_calls
-    from qa_inspect.rules import load_pack
+
+    from qa_inspect.cli.config import load_config, load_packs
 
     try:
-        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        from qa_inspect.scoring.scorecard import load_scorecard
-
-        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before the db is touched
-                        [load_scorecard(p) for p in scorecard_paths])
+        conf = load_config(config_path)
+        db = db or conf.db or "qa.db"
+        packs = load_packs(rules_paths, scorecard_paths, config=conf)  # before the db is touched
     except QAError as e:
         _fail(e)
     store = open_existing_store(db)

@@ -105,12 +105,12 @@ def register(main: click.Group) -> None:
 def _rule_info(rule_id: str, paths) -> tuple[str, str, bool]:
     """(title, description, scoped to the end of the call) of ``rule_id`` from the rule packs;
     empty when no pack has it (the gallery then uses the stored title)."""
-    from qa_inspect.cli.common import DEFAULT_PACK, DEFAULT_PACK_EN
+    from qa_inspect.cli.config import DEFAULT_PACKS, resolve_path
     from qa_inspect.rules import load_pack
 
-    for p in paths or (DEFAULT_PACK, DEFAULT_PACK_EN):
+    for p in paths or DEFAULT_PACKS:
         try:
-            pack = load_pack(p)
+            pack = load_pack(resolve_path(p))
         except (QAError, OSError):
             continue  # the description is a nicety; a missing pack must not stop the gallery
         for r in pack.rules:

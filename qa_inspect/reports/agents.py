@@ -29,6 +29,7 @@ from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
+from qa_inspect.reports.points import fmt_points, lost_items, points_lost
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +351,7 @@ def _agent_view(sc: Scorecards, a: Group, text: Callable[[str], str]) -> dict[st
                       "score": _f(r.score.score if r.score else None), "grade": r.score.grade if r.score else "",
                       "fatal": bool(r.score and r.score.fatal),
                       "manual": _f(a.manual.get(r.call.call_id)),
-                      "failed": [x.title or x.rule_id for x in r.failed],
+                      "failed": [f"{t} −{fmt_points(p)}" for _, t, p in lost_items(r)],
                       "risks": [x.title or x.rule_id for x in r.risk_hits]})
     return {
         "kind": "agent", "title": f"坐席质检报告 / Agent scorecard · {a.name}", "g": a, "team": team,
@@ -522,12 +523,13 @@ def write_workbook(sc: Scorecards, path: Path, *, text: Callable[[str], str] = r
             call_rows.append([r.call.call_id, a.team, a.key, a.name, r.call.started_at,
                               r1(r.score.score if r.score else None), r.score.grade if r.score else "",
                               bool(r.score and r.score.fatal), r1(a.manual.get(r.call.call_id)),
-                              ";".join(x.rule_id for x in r.failed), ";".join(x.rule_id for x in r.risk_hits),
+                              points_lost(r), ";".join(f"{rid}:{fmt_points(-p)}" for rid, _, p in lost_items(r)),
+                              ";".join(x.rule_id for x in r.risk_hits),
                               text(first_ev.text) if first_ev else "",
                               _mmss(first_ev.start) if first_ev else ""]
                              + [r1(_num(r.metrics.get(k)), 3) for k in metric_keys])
     sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
-                    "manual_score", "failed_items", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,
+                    "manual_score", "points_lost", "item_points", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,
           call_rows)
     path = Path(path)
     wb.save(path)

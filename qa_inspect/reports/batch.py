@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
+from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
 from qa_inspect.reports.alerts import ALERTS_CSV, call_alerts, collect_alerts, talk_metrics, write_alerts_csv
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ CSV_NAME = "report.csv"
 CSV_COLUMNS = (
     "call_id", "agent_id", "agent_name", "team", "started_at", "status", "error",
     "duration_s", "score", "grade", "fatal", "failed_items", "risk_hits", "deductions_total",
+    "item_points",
 )
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -147,10 +149,8 @@ def highlight(text: str, term: str, matcher: str = "keyword") -> list[tuple[str,
 
 
 def _deductions_total(r: CallResult) -> float:
-    if r.score is not None and r.score.deductions:
-        return float(sum(p for _, p in r.score.deductions if _is_num(p)))
-    return float(sum(x.deduction for x in r.rules
-                     if x.outcome in ("fail", "hit") and _is_num(x.deduction)))
+    """Points the call lost, from the stored breakdown (see ``reports.points``)."""
+    return points_lost(r)
 
 
 # --------------------------------------------------------------------------- view models
@@ -216,12 +216,15 @@ def _evidence_view(e: Evidence) -> _EvidenceView:
     )
 
 
-def _rule_view(x: RuleResult) -> _RuleView:
+def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None) -> _RuleView:
+    """``points``: the call's points per rule from its stored breakdown (the only place a
+    deduction shown on the page comes from)."""
+    lost = -(points or {}).get(x.rule_id, 0.0)
     return _RuleView(
         rule_id=x.rule_id, title=x.title or x.rule_id, kind=KIND_LABELS.get(x.kind, x.kind),
         category=x.category, severity=x.severity, outcome=x.outcome,
         outcome_label=OUTCOME_LABELS.get(x.outcome, x.outcome),
-        deduction=_num(x.deduction) if _is_num(x.deduction) and x.deduction else "",
+        deduction=fmt_points(lost) if lost > 0 else "",
         fatal=x.fatal, reason=x.reason,
         evidence=[_evidence_view(e) for e in x.evidence],
     )
@@ -230,7 +233,8 @@ def _rule_view(x: RuleResult) -> _RuleView:
 def _call_view(i: int, r: CallResult) -> _CallView:
     c, sc = r.call, r.score
     agent = " ".join(p for p in (c.agent_name, f"({c.agent_id})" if c.agent_id else "") if p)
-    rules = [_rule_view(x) for x in r.rules]
+    pts = item_points(r)
+    rules = [_rule_view(x, pts) for x in r.rules]
     by_id = {id(x): v for x, v in zip(r.rules, rules)}
     alerts: list[tuple[_RuleView, str]] = [(by_id[id(x)], "risk") for x in r.risk_hits]
     if sc is not None and sc.fatal:
@@ -262,8 +266,7 @@ def _call_view(i: int, r: CallResult) -> _CallView:
         score_sort=float(sc.score) if sc is not None and _is_num(sc.score) else math.inf,
         grade=(sc.grade or "") if sc is not None else "", grade_class=_grade_class(sc.grade if sc else None),
         fatal=bool(sc.fatal) if sc is not None else False, status=r.status, error=r.error,
-        failed=[(x.title or x.rule_id, _num(x.deduction) if _is_num(x.deduction) and x.deduction else "")
-                for x in r.failed],
+        failed=[(title, fmt_points(p)) for _, title, p in lost_items(r)],
         risks=[x.title or x.rule_id for x in r.risk_hits],
         rules=rules, turns=turns, alerts=alerts, metrics=talk_metrics(r.metrics),
     )
@@ -338,6 +341,8 @@ def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
             "failed_items": ";".join(x.rule_id for x in r.failed),
             "risk_hits": ";".join(x.rule_id for x in r.risk_hits),
             "deductions_total": _num(_deductions_total(r)) if r.rules or sc is not None else "",
+            # per item, the points the score counted: "closing:-20;self_introduction:-8"
+            "item_points": ";".join(f"{rid}:{fmt_points(p)}" for rid, p in item_points(r).items() if p),
         })
     return rows
 

@@ -107,15 +107,17 @@ def rows_for_call(sample_id: str, r: CallResult, redact: Callable[[str], str] | 
                     "整通评分 / whole call" + (f" ({sc.scorecard_id} {sc.scorecard_version})"
                                            if sc and sc.scorecard_id else ""),
                     verdict, sc.score if sc else None, "", "", c.path)]
+    # the points the score counted (the stored breakdown), never the pack's deductions: a rule
+    # the score did not count (a risk flag, an unscored rule) has no points
     points: dict[str, float] = {}
     for b in (sc.breakdown if sc else ()):
-        points[b.rule_id] = points.get(b.rule_id, 0.0) + b.points
+        points[b.rule_id] = round(points.get(b.rule_id, 0.0) + b.points, 2)
     for rr in r.rules:
         ev = evidence_text(rr, limit=120)
         start = rr.evidence[0].start if rr.evidence else None
-        pts = points.get(rr.rule_id, -rr.deduction if rr.deduction else 0.0)
+        pts = points.get(rr.rule_id)
         out.append(SheetRow(sample_id, c.call_id, c.agent_id, c.started_at, rr.rule_id, rr.title, rr.outcome,
-                            round(pts, 2), red(ev), mmss(start) if start is not None else "", c.path))
+                            pts, red(ev), mmss(start) if start is not None else "", c.path))
     return out
 
 
