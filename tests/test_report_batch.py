@@ -137,7 +137,9 @@ def test_risk_section_first_and_ordered(report):
     risk = html.index('id="risk"')
     assert risk < html.index('id="call-table"')
     section = html[risk:html.index('id="calls"')]
-    assert section.index("C-RISK") < section.index("C-FATAL")
+    # both urgent (a fatal item; a critical risk rule without an alert tag): worst score first
+    assert section.index("C-FATAL") < section.index("C-RISK")
+    assert section.count('data-level="urgent"') == 2
     assert "C-OK" not in section
     assert "我要打<mark>12315</mark>投诉你们" in section
     assert "客户 / Customer" in section and "02:05–02:10" in section
@@ -217,6 +219,6 @@ def test_csv_formula_injection_neutralised(tmp_path: Path):
     write_batch_report([r], tmp_path)
     with open(tmp_path / "report.csv", encoding="utf-8-sig", newline="") as f:
         (row,) = list(csv.DictReader(f))
-    assert row["call_id"] == "+8613800000000-1"  # join key kept verbatim
+    assert row["call_id"] == "'+8613800000000-1"  # every cell, ids too (issue 17)
     assert row["agent_name"] == "'=HYPERLINK(1)"
     assert row["error"] == "'@SUM(A1)"

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.cli.main import main
 from qa_inspect.errors import QAError
 
@@ -41,8 +42,8 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
                    "Default: the config's db, else qa.db.")
 @click.option("--out", default=None, type=click.Path(),
               help="Report folder. Default: the config's out, else reports.")
-@click.option("--config", "config_path", default=None, type=click.Path(),
-              help="Settings file (default: ./qa-inspect.toml when present); flags override it.")
+@config_option
+@lang_option
 @click.option("--layout", default="stereo_agent_left", show_default=True,
               type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
               help="Channel layout for audio without a manifest row.")
@@ -61,7 +62,7 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
                    "on this machine), HOST:6379, or ray://HOST:10001. Default: a new local cluster.")
 @asr_options
 def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_address, language,
-        model_path, device, compute_type, batch_size, scorecard_paths=(), config_path=None):
+        model_path, device, compute_type, batch_size, scorecard_paths=(), config_path=None, lang=None):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
 
@@ -72,7 +73,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     from qa_inspect.reports.batch import write_batch_report
     from qa_inspect.store import open_store
 
-    from qa_inspect.cli.config import load_config, load_packs
+    from qa_inspect.cli.config import load_config, load_packs, report_options
 
     try:
         conf = load_config(config_path)
@@ -80,6 +81,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         out = out or conf.out or "reports"
         # a bad pack fails before any audio is touched
         packs = load_packs(rules_paths, scorecard_paths, config=conf)
+        ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
         items = read_input(input_path, default_layout=layout, language=language or packs.language)
     except QAError as e:
         _fail(e)
@@ -138,11 +140,15 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                 summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
                                     on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
         results = results_for(store, (it.call.call_id for it in items))
-        html = write_batch_report(results, Path(out), summary={
-            "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
-            "wall time": f"{summary.wall_s:.1f} s",
-            "real-time factor (wall / audio)": summary.wall_rtf if summary.wall_rtf is not None else "—",
-            "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+        zh = ropts["lang"] == "zh"
+        html = write_batch_report(results, Path(out), **ropts, summary={
+            "规则包" if zh else "rule packs": packs.describe(),
+            "已处理过（跳过）" if zh else "skipped (already done)": summary.skipped,
+            "耗时" if zh else "wall time": f"{summary.wall_s:.1f} s",
+            "实时率（耗时/音频）" if zh else "real-time factor (wall / audio)":
+                summary.wall_rtf if summary.wall_rtf is not None else "—",
+            "识别实时率" if zh else "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+        alert_line = _alert_line(results, ropts)
     except QAError as e:
         _fail(e)
     finally:
@@ -150,9 +156,22 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     click.echo(_run_summary_line(summary))
     for reason, n in sorted(summary.error_reasons.items()):
         click.echo(f"  errors: {n} × {reason}")
+    click.echo(alert_line)
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _alert_line(results, ropts) -> str:
+    """"alerts: 8 of 13 calls (61.5%): 紧急 2, 高 1, 关注 5"."""
+    from qa_inspect.reports.alerts import LEVEL_LABELS, alert_counts, collect_alerts
+
+    ok = sum(1 for r in results if r.status == "ok")
+    alerts = collect_alerts(results, ropts["alert_policies"])
+    share = f" ({len(alerts) / ok:.1%})" if ok else ""
+    labels = LEVEL_LABELS[ropts["lang"]]
+    return (f"alerts: {len(alerts)} of {ok} call(s){share}: "
+            + ", ".join(f"{labels[lv]} {n}" for lv, n in alert_counts(alerts).items()))
 
 
 def _run_summary_line(s) -> str:
@@ -182,9 +201,9 @@ def _run_summary_line(s) -> str:
 @click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
               help="Scorecard YAML scoring the pack it names; repeat for several packs. "
                    "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
-@click.option("--config", "config_path", default=None, type=click.Path(),
-              help="Settings file (default: ./qa-inspect.toml when present); flags override it.")
-def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None):
+@config_option
+@lang_option
+def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=None):
     """Re-score every stored ok call from its stored transcript with the given rule packs,
     without audio or ASR (after a rule change). Results are written back a chunk of calls per
     transaction (a killed re-score leaves each call old or new, never half); error rows are
@@ -194,12 +213,13 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None):
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
     from qa_inspect.batch.pipeline import rescore as rescore_calls
 
-    from qa_inspect.cli.config import load_config, load_packs
+    from qa_inspect.cli.config import load_config, load_packs, report_options
 
     try:
         conf = load_config(config_path)
         db = db or conf.db or "qa.db"
         packs = load_packs(rules_paths, scorecard_paths, config=conf)  # before the db is touched
+        ropts = report_options(packs, conf, lang)
     except QAError as e:
         _fail(e)
     store = open_existing_store(db)
@@ -208,7 +228,7 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None):
         click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
-            html = _write_report(store, out, {
+            html = _write_report(store, out, ropts, {
                 "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
                 "changed score": summary.changed})
     for c in summary.changes:
@@ -226,10 +246,10 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None):
     sys.exit(1 if summary.failed else 0)
 
 
-def _write_report(store, out, summary: dict):
+def _write_report(store, out, ropts: dict, summary: dict):
     from qa_inspect.reports.batch import write_batch_report
 
-    return write_batch_report(list(store.results()), Path(out), summary=summary)
+    return write_batch_report(list(store.results()), Path(out), summary=summary, **ropts)
 
 
 @main.command(context_settings=CONTEXT)

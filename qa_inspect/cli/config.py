@@ -200,3 +200,30 @@ def load_packs(rules_paths: Sequence[str], scorecard_paths: Sequence[str] = (), 
                     cards.append(c)
                     named.add(p.id)
     return PackSet(packs, cards)
+
+
+def report_options(packs, config: Config | None = None, lang: str | None = None,
+                   tz: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for the report writers: the packs' alert levels, the language
+    (flag > config > zh) and the team's time zone (flag > config > Asia/Shanghai)."""
+    from qa_inspect.reports.alerts import alert_policy
+
+    config = config or Config()
+    tz = tz or config.tz
+    check_timezone(tz, "--timezone")
+    return {"alert_policies": {p.id: alert_policy(p) for p in packs.packs},
+            "lang": lang or config.language, "tz": tz}
+
+
+def lang_option(f):
+    import click
+
+    return click.option("--lang", type=click.Choice(LANGS), default=None,
+                        help="Language of pages and workbooks: zh (default) or en; or `lang` in the config.")(f)
+
+
+def config_option(f):
+    import click
+
+    return click.option("--config", "config_path", default=None, type=click.Path(),
+                        help="Settings file (default: ./qa-inspect.toml when present); flags override it.")(f)

@@ -10,26 +10,26 @@ user-derived string is ever marked safe.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
+from qa_inspect.reports.cells import write_csv, write_text
 from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
-from qa_inspect.reports.alerts import ALERTS_CSV, call_alerts, collect_alerts, talk_metrics, write_alerts_csv
+from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
+                                       collect_alerts, talk_metrics, write_alerts_csv)
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_TITLE = "质检日报 / Nightly QC report"
 HTML_NAME = "report.html"
 CSV_NAME = "report.csv"
@@ -203,7 +203,6 @@ class _CallView:
     risks: list[str]
     rules: list[_RuleView]
     turns: list[dict[str, Any]]
-    alerts: list[tuple[_RuleView, str]]  # (rule, "risk" | "fatal" | "negative_end")
     # talk metrics (key, label, display) from qa_inspect.reports.alerts.TALK_METRICS
     metrics: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -235,20 +234,6 @@ def _call_view(i: int, r: CallResult) -> _CallView:
     agent = " ".join(p for p in (c.agent_name, f"({c.agent_id})" if c.agent_id else "") if p)
     pts = item_points(r)
     rules = [_rule_view(x, pts) for x in r.rules]
-    by_id = {id(x): v for x, v in zip(r.rules, rules)}
-    alerts: list[tuple[_RuleView, str]] = [(by_id[id(x)], "risk") for x in r.risk_hits]
-    if sc is not None and sc.fatal:
-        alerts += [(by_id[id(x)], "fatal") for x in r.rules
-                   if x.fatal and x.outcome in ("fail", "hit") and x.kind != "risk"]
-    # customers ending very negative (metric customer_sentiment_end) are alerts too (issue 6)
-    for a in call_alerts(r):
-        if a.reason == "negative_end":
-            ev = ([] if not a.evidence else
-                  [_evidence_view(Evidence(role=a.role, turn=a.turn or 0, start=a.start, end=a.end,
-                                           text=a.evidence, matcher="metric"))])
-            alerts.append((_RuleView(rule_id=a.rule_id, title=a.title, kind="", category="",
-                                     severity="", outcome="hit", outcome_label="", deduction="",
-                                     fatal=False, reason=a.detail, evidence=ev), a.reason))
     ev_turns = {e.turn for x in r.rules if x.outcome in ("fail", "hit") or x.matched
                 for e in x.evidence}
     turns = []
@@ -268,8 +253,37 @@ def _call_view(i: int, r: CallResult) -> _CallView:
         fatal=bool(sc.fatal) if sc is not None else False, status=r.status, error=r.error,
         failed=[(title, fmt_points(p)) for _, title, p in lost_items(r)],
         risks=[x.title or x.rule_id for x in r.risk_hits],
-        rules=rules, turns=turns, alerts=alerts, metrics=talk_metrics(r.metrics),
+        rules=rules, turns=turns, metrics=talk_metrics(r.metrics),
     )
+
+
+@dataclass
+class _AlertView:
+    call_id: str
+    anchor: str
+    agent: str
+    team: str
+    score: str
+    grade: str
+    grade_class: str
+    fatal: bool
+    level: str  # urgent | high | watch
+    level_label: str
+    reason_label: str
+    title: str
+    detail: str
+    evidence: _EvidenceView | None
+    others: list[str]
+
+
+def _alert_view(a: Alert, c: _CallView, lang: str) -> _AlertView:
+    e = a.top.evidence
+    return _AlertView(
+        call_id=a.call_id, anchor=c.anchor, agent=c.agent, team=c.team, score=c.score, grade=c.grade,
+        grade_class=c.grade_class, fatal=c.fatal, level=a.level, level_label=a.level_label(lang),
+        reason_label=REASON_LABELS.get(lang, REASON_LABELS["zh"])[a.reason], title=a.title,
+        detail=a.detail if a.reason != "risk" else "",
+        evidence=_evidence_view(e) if e is not None else None, others=a.others(lang))
 
 
 def _summary(results: Sequence[CallResult], extra: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -304,25 +318,28 @@ def _env() -> jinja2.Environment:
 
 def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TITLE,
                       summary: Mapping[str, Any] | None = None,
-                      generated_at: datetime | None = None) -> str:
-    """The report page as a string (``write_batch_report`` writes it)."""
+                      generated_at: datetime | None = None,
+                      alert_policies: Mapping[str, AlertPolicy] | None = None,
+                      lang: str = "zh", tz: str = DEFAULT_TZ) -> str:
+    """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
+    pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
+    ``tz``: the team's time zone (the page's times are shown there)."""
     views = [_call_view(i, r) for i, r in enumerate(results)]
     errors = [v for v in views if v.status == "error"]
     calls = sorted((v for v in views if v.status != "error"),
                    key=lambda v: (v.score_sort, v.call_id))
-    # risk hits first, then fatal-only; worst score first within each group
-    alerts = sorted((v for v in calls if v.alerts),
-                    key=lambda v: (not any(k == "risk" for _, k in v.alerts), v.score_sort, v.call_id))
-    now = (generated_at or datetime.now().astimezone()).replace(microsecond=0)
+    # one line per call: urgent first, then high; the watch level is folded (issue 14)
+    by_id = {v.call_id: v for v in calls}
+    alert_list = collect_alerts(results, alert_policies)
+    alerts = [_alert_view(a, by_id[a.call_id], lang) for a in alert_list if a.call_id in by_id]
+    zone = ZoneInfo(tz)  # the team's time zone: the header is not UTC while the calls are +08:00
+    now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
     return _env().get_template("batch.html.j2").render(
-        title=title, generated_at=now.isoformat(sep=" "), summary=_summary(results, summary),
-        alerts=alerts, calls=calls, errors=errors,
+        title=title, generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
+        alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
+        alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
+        calls=calls, errors=errors,
     )
-
-
-def _csv_text(v: str) -> str:
-    """Neutralise spreadsheet formulas in free-text cells (CSV injection)."""
-    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
 
 
 def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
@@ -330,13 +347,13 @@ def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
     for r in results:
         c, sc = r.call, r.score
         rows.append({
-            # identifiers stay verbatim (they are join keys); free text is neutralised
+            # every cell is neutralised against formulas by reports.cells.write_csv
             "call_id": c.call_id, "agent_id": c.agent_id,
-            "agent_name": _csv_text(c.agent_name), "team": _csv_text(c.team),
+            "agent_name": (c.agent_name), "team": (c.team),
             "started_at": c.started_at, "status": r.status,
-            "error": _csv_text(r.error), "duration_s": _num(_duration(r), 3),
+            "error": (r.error), "duration_s": _num(_duration(r), 3),
             "score": _num(sc.score) if sc is not None else "",
-            "grade": _csv_text(sc.grade or "") if sc is not None else "",
+            "grade": (sc.grade or "") if sc is not None else "",
             "fatal": "true" if sc is not None and sc.fatal else "false",
             "failed_items": ";".join(x.rule_id for x in r.failed),
             "risk_hits": ";".join(x.rule_id for x in r.risk_hits),
@@ -347,23 +364,11 @@ def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
     return rows
 
 
-def _atomic_write(path: Path, data: str, *, encoding: str, newline: str | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
                        title: str = DEFAULT_TITLE,
-                       summary: Mapping[str, Any] | None = None) -> Path:
+                       summary: Mapping[str, Any] | None = None,
+                       alert_policies: Mapping[str, AlertPolicy] | None = None,
+                       lang: str = "zh", tz: str = DEFAULT_TZ) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
     (see ``qa_inspect.reports.alerts``); return the HTML path.
 
@@ -374,16 +379,14 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
 
-    html = render_batch_html(results, title=title, summary=summary)
-    _atomic_write(html_path, html, encoding="utf-8")
+    html = render_batch_html(results, title=title, summary=summary, alert_policies=alert_policies,
+                             lang=lang, tz=tz)
+    write_text(html_path, html)
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(_csv_rows(results))
-    _atomic_write(csv_path, buf.getvalue(), encoding="utf-8-sig", newline="")
+    rows = _csv_rows(results)
+    write_csv(csv_path, list(CSV_COLUMNS), [[row[k] for k in CSV_COLUMNS] for row in rows])
     # calls to act on today, one row per reason, with the evidence sentence and its time
-    write_alerts_csv(collect_alerts(results), out_dir / ALERTS_CSV)
+    write_alerts_csv(collect_alerts(results, alert_policies), out_dir / ALERTS_CSV, lang=lang)
 
     log.info("batch report: %d calls -> %s, %s", len(results), html_path, csv_path)
     return html_path
