@@ -105,14 +105,17 @@ def test_full_cycle(root, batch):
     res = results(db)
     assert res["zh_forbidden_phrase"].score.fatal and res["zh_forbidden_phrase"].score.score == 0
 
-    # --- sample: every fatal/risk call, ≥ 2 per agent, reproducible by seed
+    # --- sample: every fatal call and urgent alert, ≥ 2 per agent, reproducible by seed
     r = cli("sample", "--db", db, "--plan", plan, "--seed", 7, "--out", batch / "ws.xlsx", "--json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     drawn = {c["call_id"]: c["reason"] for c in info["calls"]}
-    mandatory = {cid for cid, x in res.items() if x.score.fatal or x.risk_hits}
-    assert mandatory <= set(drawn) and "zh_extra_pii" in mandatory
-    assert drawn["zh_forbidden_phrase"] == "fatal" and drawn["zh_extra_pii"].startswith("risk:")
+    # escalation_risk is tagged alert:紧急 in the packs; a plain complaint (关注) is not mandatory
+    mandatory = {cid for cid, x in res.items()
+                 if x.score.fatal or any(h.rule_id == "escalation_risk" for h in x.risk_hits)}
+    assert len(mandatory) >= 4 and mandatory <= set(drawn)
+    assert drawn["zh_forbidden_phrase"] == "fatal" and drawn["zh_billing_12315"] == "alert:urgent"
+    assert drawn["zh_extra_pii"].startswith("per_agent")  # A006's only call
     per_agent = Counter(res[c].call.agent_id for c in drawn)
     calls_of = Counter(x.call.agent_id for x in res.values())
     assert all(per_agent[a] >= min(2, calls_of[a]) for a in calls_of)

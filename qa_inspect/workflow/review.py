@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from qa_inspect.errors import QAError
 from qa_inspect.store import SQLiteStore
@@ -39,12 +39,14 @@ class SampleInfo:
 
 
 def create_sample(store: SQLiteStore, plan: SamplingPlan, seed: int, out: str | Path, *,
-                  redact: bool = True) -> SampleInfo:
-    """Draw the sample, record it in the database (one transaction) and write the worksheet."""
+                  redact: bool = True, alert_levels: Mapping[str, str] | None = None,
+                  lang: str = "zh") -> SampleInfo:
+    """Draw the sample, record it in the database (one transaction) and write the worksheet.
+    ``alert_levels``: call id -> alert level, for plans that include alert levels."""
     red = _redactor(redact)
     db = ensure_schema(store.db)
     results = {r.call.call_id: r for r in store.results()}
-    draw = draw_sample(list(results.values()), plan, seed)
+    draw = draw_sample(list(results.values()), plan, seed, alert_levels)
     sid = sample_id_for(plan, seed, draw.ids) + ("" if redact else "-raw")
     rows: list[SheetRow] = []
     for d in draw.calls:
@@ -66,7 +68,7 @@ def create_sample(store: SQLiteStore, plan: SamplingPlan, seed: int, out: str | 
                         row.evidence, row.time))
     meta = {"sample_id": sid, "plan": f"{plan.id} {plan.version} ({plan.source})", "seed": seed,
             "calls": len(draw.calls), "redacted": "yes" if redact else "no", "created_at": now_iso()}
-    path = write_worksheet(out, rows, meta)
+    path = write_worksheet(out, rows, meta, lang=lang)
     return SampleInfo(sid, path, draw, len(rows), new)
 
 

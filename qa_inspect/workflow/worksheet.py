@@ -121,7 +121,7 @@ def rows_for_call(sample_id: str, r: CallResult, redact: Callable[[str], str] | 
     return out
 
 
-def write_worksheet(path: str | Path, rows: Sequence[SheetRow], meta: dict[str, Any]) -> Path:
+def write_worksheet(path: str | Path, rows: Sequence[SheetRow], meta: dict[str, Any], *, lang: str = "zh") -> Path:
     """Write the review worksheet; ``meta`` (sample id, plan, seed, …) goes on the instructions sheet."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
