@@ -88,7 +88,7 @@ def test_same_total_and_items_in_every_output(outputs):
     ws = wb.worksheets[0]
     vals = list(ws.values)
     h = list(vals[0])
-    ci, ii = _col(h, "call_id", "通话ID"), _col(h, "item", "项目ID")
+    ci, ii = _col(h, "call_id", "通话ID"), _col(h, "item", "质检项ID")
     pi = _col(h, "machine_points", "机器得分")
     seen: dict[str, dict[str, float]] = {}
     for row in vals[1:]:

@@ -13,7 +13,7 @@ from qa_inspect.cli import main
 from qa_inspect.store import open_store
 from qa_inspect.workflow import final_scores
 from qa_inspect.workflow.sampling import draw_sample, load_plan
-from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS
+from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS, header_key
 
 PHONE = "13812345678"
 EXTRA = {"call_id": "zh_extra_pii", "agent_id": "A006", "started_at": "2026-11-25T09:00:00+08:00",
@@ -45,14 +45,17 @@ def batch(root, samples, tmp_path_factory):
 
 def sheet_rows(path):
     wb = load_workbook(path)
-    ws = wb["review"]
-    header = [c.value for c in ws[1]]
+    ws = wb["复核"]  # Chinese by default; the columns found by their key (header_key)
+    header = [header_key(c.value) for c in ws[1]]
     return wb, ws, {n: i + 1 for i, n in enumerate(header)}
 
 
 def results(db):
     with open_store(db) as s:
         return {r.call.call_id: r for r in s.results()}
+
+
+ZH_VERDICT = {"confirmed": "确认", "false_positive": "误报", "missed": "漏检"}
 
 
 def fill(path, out, verdicts, scores, added=(), only=None):
@@ -70,13 +73,14 @@ def fill(path, out, verdicts, scores, added=(), only=None):
             continue
         v = verdicts.get((call, item), "confirmed")
         if v:
-            ws.cell(row, col["reviewer_verdict"]).value = v
+            # reviewers type the Chinese words (确认/误报/漏检) or the English ones: both import
+            ws.cell(row, col["reviewer_verdict"]).value = ZH_VERDICT[v] if row % 2 else v
             filled.append((call, item, ws.cell(row, col["machine_verdict"]).value, v))
     r = ws.max_row + 1
     for call, item in added:
         ws.cell(r, col["call_id"]).value = call
         ws.cell(r, col["item"]).value = item
-        ws.cell(r, col["reviewer_verdict"]).value = "missed"
+        ws.cell(r, col["reviewer_verdict"]).value = "漏检"
         filled.append((call, item, "absent", "missed"))
         r += 1
     wb.save(out)
@@ -132,8 +136,11 @@ def test_full_cycle(root, batch):
     # --- the worksheet: header, one (call) row + one row per rule, hidden ids, dropdowns, redaction
     wb, ws, col = sheet_rows(batch / "ws.xlsx")
     assert list(col) == list(COLUMNS)
-    assert ws.column_dimensions["A"].hidden and "instructions" in wb.sheetnames
-    assert any('"confirmed,false_positive,missed"' == dv.formula1 for dv in ws.data_validations.dataValidation)
+    assert ws.column_dimensions["A"].hidden and "说明" in wb.sheetnames
+    assert [c.value for c in ws[1]][1:4] == ["通话ID", "坐席工号", "通话时间"]  # Chinese headers by default
+    # the drop-down offers the QC team's words; the import takes them (and the English ones)
+    assert any('"确认,误报,漏检"' == dv.formula1 for dv in ws.data_validations.dataValidation)
+    assert ws.freeze_panes == "C2" and ws.auto_filter.ref.startswith("A1:")
     rows = Counter(ws.cell(r, col["call_id"]).value for r in range(2, ws.max_row + 1))
     assert rows.pop(None) == 50  # empty rows with the dropdowns, for misses the reviewer adds
     assert rows == {cid: 1 + len(res[cid].rules) for cid in drawn}

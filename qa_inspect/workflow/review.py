@@ -9,8 +9,9 @@ from qa_inspect.errors import QAError
 from qa_inspect.store import SQLiteStore
 from qa_inspect.workflow.db import WorkflowError, ensure_schema, now_iso
 from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
-from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
-                        rows_for_call, write_worksheet)
+from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, SHEET_NAMES, VERDICTS, SheetRow,
+                                          checksum, header_key, norm_cell, rows_for_call, verdict_key,
+                                          write_worksheet)
 
 FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
 
@@ -50,7 +51,7 @@ def create_sample(store: SQLiteStore, plan: SamplingPlan, seed: int, out: str | 
     sid = sample_id_for(plan, seed, draw.ids) + ("" if redact else "-raw")
     rows: list[SheetRow] = []
     for d in draw.calls:
-        rows += rows_for_call(sid, results[d.call_id], red)
+        rows += rows_for_call(sid, results[d.call_id], red, lang)
     new = db.execute("SELECT 1 FROM qc_samples WHERE sample_id=?", (sid,)).fetchone() is None
     with db:
         db.execute("INSERT OR REPLACE INTO qc_samples VALUES (?,?,?,?,?,?,?)",
@@ -92,9 +93,11 @@ def _sheet_rows(path: Path):
         wb = load_workbook(path, data_only=True, read_only=True)
     except Exception as e:  # not an xlsx, truncated file, …: one clear line
         raise WorkflowError(f"cannot read worksheet ({type(e).__name__}: {e})", str(path))
-    if SHEET not in wb.sheetnames:
-        raise WorkflowError(f"no sheet named '{SHEET}' (sheets: {', '.join(wb.sheetnames)})", f"{path}:row 1")
-    return wb, wb[SHEET].iter_rows(values_only=True)
+    name = next((n for n in SHEET_NAMES.values() if n in wb.sheetnames), None)
+    if name is None:
+        raise WorkflowError(f"no sheet named '{SHEET_NAMES['zh']}' or '{SHEET}' (sheets: {', '.join(wb.sheetnames)})",
+                            f"{path}:row 1")
+    return wb, wb[name].iter_rows(values_only=True)
 
 
 def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> ImportReport:
@@ -114,7 +117,7 @@ def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> Imp
     wb, it = _sheet_rows(p)
     try:
         header = next(it, None)
-        names = [norm_cell(h) for h in (header or ())]
+        names = [header_key(h) for h in (header or ())]  # Chinese or English headers
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise WorkflowError(f"missing column(s) {', '.join(missing)} (expected: {', '.join(COLUMNS)}); "
@@ -165,13 +168,14 @@ def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> Imp
 
 def _check_row(db, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
                rep: ImportReport, sheet_sample: dict[str, str]) -> None:
-    verdict = norm_cell(cell["reviewer_verdict"]).lower()
+    verdict = verdict_key(cell["reviewer_verdict"])  # 确认/误报/漏检 or the English words
     note = norm_cell(cell["reviewer_note"])
     raw_score = cell["manual_score"]
     row_id = norm_cell(cell["row_id"])
     call_id, item = norm_cell(cell["call_id"]), norm_cell(cell["item"])
     if verdict and verdict not in VERDICTS:
-        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of {', '.join(VERDICTS)}", where)
+        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of 确认, 误报, 漏检 "
+                            f"({', '.join(VERDICTS)})", where)
 
     if not row_id:  # a row the reviewer added: a miss the machine did not list
         if not call_id or not item:
