@@ -81,8 +81,10 @@ def test_same_total_and_items_in_every_output(outputs):
     pi = _col(h, "item_points", "扣分明细")
     for row in vals[1:]:
         assert row[si] == pytest.approx(truth_total[row[ci]])
-        lost = {k: float(v) for k, v in (x.rsplit(":", 1) for x in (row[pi] or "").split(";") if x)}
-        assert lost == {k: v for k, v in truth_items[row[ci]].items() if v < 0}, row[ci]
+        # the workbook names items by their titles (Chinese), e.g. "开场问候:-12；标准结束语:-40"
+        titles = {r["rule_id"]: r["title"] for r in exp[row[ci]]["rules"]}
+        lost = {k: float(v) for k, v in (x.rsplit(":", 1) for x in (row[pi] or "").split("；") if x)}
+        assert lost == {titles[k]: v for k, v in truth_items[row[ci]].items() if v < 0}, row[ci]
 
     wb = load_workbook(outputs["ws"])
     ws = wb.worksheets[0]

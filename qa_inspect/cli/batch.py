@@ -302,8 +302,12 @@ def export(db, fmt, output, redact):
     def record(r):
         return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
+    from qa_inspect.reports.cells import safe_cell
+
     store = open_existing_store(db)
-    fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    # a CSV file gets a UTF-8 BOM so Excel reads the Chinese; stdout stays plain UTF-8
+    enc = "utf-8-sig" if fmt == "csv" and output != "-" else "utf-8"
+    fh = sys.stdout if output == "-" else open(output, "w", encoding=enc, newline="")
     try:
         if fmt == "jsonl":
             for r in store.results():
@@ -313,9 +317,10 @@ def export(db, fmt, output, redact):
             w.writerow(["call_id", "agent_id", "status", "error", "score", "grade", "fatal", "rules", "metrics"])
             for r in store.results():
                 d = record(r)
-                w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
-                            d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
-                            json.dumps(d["metrics"], ensure_ascii=False)])
+                # every cell through the one formula guard (issue 17), ids included
+                w.writerow([safe_cell(v) for v in (
+                    d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"], d["fatal"],
+                    json.dumps(d["rules"], ensure_ascii=False), json.dumps(d["metrics"], ensure_ascii=False))])
     finally:
         store.close()
         if fh is not sys.stdout:

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.errors import QAError
 
 
@@ -24,8 +25,9 @@ def register(main: click.Group) -> None:
         """Reports for supervisors: per-agent and per-team scorecards."""
 
     @report.command("agents", context_settings=CONTEXT)
-    @click.option("--db", default="qa.db", show_default=True,
-                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--db", default=None,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL "
+                       "(default: the config's db, else qa.db).")
     @click.option("--from", "date_from", default=None, metavar="DATE",
                   help="First call date (YYYY-MM-DD, the date in started_at), inclusive. Default: earliest.")
     @click.option("--to", "date_to", default=None, metavar="DATE",
@@ -37,7 +39,9 @@ def register(main: click.Group) -> None:
                   help="Trend buckets (auto: days up to 31 days, else ISO weeks).")
     @click.option("--redact/--no-redact", default=True, show_default=True,
                   help="Hide personal data (numbers, names, addresses) in evidence text.")
-    def report_agents(db, date_from, date_to, team, out, period, redact):
+    @config_option
+    @lang_option
+    def report_agents(db, date_from, date_to, team, out, period, redact, config_path=None, lang=None):
         """Per-agent and per-team scorecards: calls, mean score, grade distribution, each item's
         pass rate against the team, top failed items with their evidence, trend, talk metrics,
         ranking within the team, manual review scores beside machine scores (when reviews
@@ -46,16 +50,21 @@ def register(main: click.Group) -> None:
         Exit code 0 on success, 2 when nothing can be reported (bad date, no calls in range)."""
         from qa_inspect.reports.agents import manual_scores, parse_date, select, write_agent_reports
 
+        from qa_inspect.cli.config import check_timezone, load_config
+
         try:
             d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+            conf = load_config(config_path)
+            check_timezone(conf.tz, conf.source)
         except QAError as e:
             _fail(e)
+        db = db or conf.db or "qa.db"
         store = _open(db)
         with store_errors(db, store):
             results = select(store.results(), date_from=d0, date_to=d1, team=team)
             manual = manual_scores(store)
             paths = write_agent_reports(results, Path(out), period=period, manual=manual, redact=redact,
-                                        date_from=d0, date_to=d1)
+                                        date_from=d0, date_to=d1, lang=lang or conf.language, tz=conf.tz)
         pages = [p for p in paths if p.suffix == ".html"]
         click.echo(f"scorecards: {len(results)} calls, {len(pages) - 1} pages"
                    f"{'' if manual else ' (no manual review scores found)'}")

@@ -248,8 +248,11 @@ def review_scores(db, fmt):
     elif fmt == "csv":
         w = csv_mod.writer(sys.stdout)
         w.writerow(["call_id", "agent_id", "machine", "manual", "appeal", "final", "source"])
+        from qa_inspect.reports.cells import safe_cell
+
         for r in rows:
-            w.writerow([r.call_id, r.agent_id, r.machine, r.manual, r.appeal, r.final, r.source])
+            w.writerow([safe_cell(v) for v in (r.call_id, r.agent_id, r.machine, r.manual, r.appeal, r.final,
+                                               r.source)])
     else:
         click.echo(f"{'call':<28} {'agent':<8} {'machine':>7} {'manual':>7} {'appeal':>7} {'final':>7}  source")
         for r in rows:

@@ -29,12 +29,14 @@ from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
-from qa_inspect.reports.points import fmt_points, lost_items, points_lost
+from qa_inspect.reports.points import fmt_points, lost_items
+from qa_inspect.reports.workbook import SHEETS, write_workbook
+
+__all__ = ["SHEETS", "XLSX_NAME", "build", "write_agent_reports", "write_workbook"]
 
 log = logging.getLogger(__name__)
 
 XLSX_NAME = "scorecards.xlsx"
-SHEETS = ("Summary", "Agents", "Items", "Trend", "Calls")
 _ITEM_KINDS = ("required", "forbidden")
 
 
@@ -421,8 +423,10 @@ def _env():
 def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period: str = "auto",
                         manual: Mapping[str, float] | None = None, redact: bool = True,
                         date_from: date | None = None, date_to: date | None = None,
-                        generated_at: datetime | None = None) -> list[Path]:
-    """Write the pages and the workbook (see the module doc); return their paths, index first."""
+                        generated_at: datetime | None = None, lang: str = "zh",
+                        tz: str = "Asia/Shanghai") -> list[Path]:
+    """Write the pages and the workbook (see the module doc); return their paths, index first.
+    ``lang``: zh | en (the workbook's sheets and headers); ``tz``: the team's time zone."""
     if not results:
         raise QAError("no scored calls in the selected range/team: nothing to report")
     out_dir = Path(out_dir)
@@ -431,7 +435,11 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     text = redact_text if redact else (lambda s: s)
     env = _env()
     tpl = env.get_template("scorecard.html.j2")
-    now = (generated_at or datetime.now().astimezone()).replace(microsecond=0).isoformat(sep=" ")
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)  # the team's time zone
+    now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
+    now = f"{now:%Y-%m-%d %H:%M:%S} ({tz})"
     common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
               "teams": sc.teams, "sc": sc, "redacted": redact}
     paths = []
@@ -451,86 +459,6 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
         p = out_dir / f"{a.slug}.html"
         p.write_text(tpl.render(**common, **_agent_view(sc, a, text)), encoding="utf-8")
         paths.append(p)
-    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=text))
+    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=text, lang=lang, tz=tz))
     log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
     return paths
-
-
-def _cell(v: Any) -> Any:
-    """Neutralise formulas in free-text cells (a transcript saying '=HYPERLINK(…)')."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
-        return "'" + v
-    return v
-
-
-def write_workbook(sc: Scorecards, path: Path, *, text: Callable[[str], str] = redact_text) -> Path:
-    """One workbook with the sheets in ``SHEETS``; numbers are numbers (sortable in Excel)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    metric_keys = [k for k, _, _ in TALK_METRICS]
-
-    def sheet(name: str, header: Sequence[str], rows: Iterable[Sequence[Any]], first: bool = False):
-        ws = wb.active if first else wb.create_sheet(name)
-        ws.title = name
-        ws.append(list(header))
-        for c in ws[1]:
-            c.font = Font(bold=True)
-        for row in rows:
-            ws.append([_cell(v) for v in row])
-        ws.freeze_panes = "A2"
-        for col in ws.iter_cols(max_row=min(ws.max_row, 200)):  # a sample is enough for widths
-            width = max(len(str(c.value or "")) for c in col)
-            ws.column_dimensions[col[0].column_letter].width = min(max(10, width + 2), 60)
-        return ws
-
-    def r1(v: float | None, d: int = 2) -> float | None:
-        return None if v is None else round(v, d)
-
-    sheet("Summary", ["team", "calls", "agents", "mean_score", "manual_mean", "fatal_calls", "risk_calls",
-                      "team_rank", "from", "to"],
-          ([t.key, t.n, len(sc.agents_of(t)), r1(t.mean), r1(t.manual_mean), t.fatal, t.risk_calls,
-            t.rank, sc.date_from, sc.date_to] for t in sc.teams), first=True)
-    grades = _grade_order(sc)
-    sheet("Agents", ["team", "agent_id", "agent", "calls", "mean_score", "manual_mean", "rank_in_team",
-                     "team_size", "fatal_calls", "risk_calls"] + [f"grade_{g}" for g in grades] + metric_keys,
-          ([a.team, a.key, a.name, a.n, r1(a.mean), r1(a.manual_mean), a.rank, a.rank_of, a.fatal,
-            a.risk_calls] + [a.grades.get(g, 0) for g in grades] + [r1(a.metric_mean(k), 3) for k in metric_keys]
-           for t in sc.teams for a in sc.agents_of(t)))
-    item_rows = []
-    for t in sc.teams:
-        for a in sc.agents_of(t):
-            for rid, tst in sorted(t.items.items()):
-                st = a.items.get(rid)
-                item_rows.append([t.key, a.key, a.name, rid, tst.title, st.applicable if st else 0,
-                                  st.passed if st else 0, r1(st.rate if st else None, 3), r1(tst.rate, 3),
-                                  ";".join(st.failed_calls) if st else ""])
-    sheet("Items", ["team", "agent_id", "agent", "rule_id", "item", "applicable", "passed", "pass_rate",
-                    "team_pass_rate", "failed_calls"], item_rows)
-    trend_rows = []
-    for t in sc.teams:
-        for p, v, n in t.trend(sc.period, sc.periods):
-            trend_rows.append([t.key, "", "(team)", sc.period, p, n, r1(v)])
-        for a in sc.agents_of(t):
-            for p, v, n in a.trend(sc.period, sc.periods):
-                trend_rows.append([t.key, a.key, a.name, sc.period, p, n, r1(v)])
-    sheet("Trend", ["team", "agent_id", "agent", "period_kind", "period", "calls", "mean_score"], trend_rows)
-    call_rows = []
-    for a in sc.agents:
-        for r in sorted(a.calls, key=lambda r: (r.call.started_at, r.call.call_id)):
-            first_ev = next((e for x in r.failed for e in x.evidence), None)
-            call_rows.append([r.call.call_id, a.team, a.key, a.name, r.call.started_at,
-                              r1(r.score.score if r.score else None), r.score.grade if r.score else "",
-                              bool(r.score and r.score.fatal), r1(a.manual.get(r.call.call_id)),
-                              points_lost(r), ";".join(f"{rid}:{fmt_points(-p)}" for rid, _, p in lost_items(r)),
-                              ";".join(x.rule_id for x in r.risk_hits),
-                              text(first_ev.text) if first_ev else "",
-                              _mmss(first_ev.start) if first_ev else ""]
-                             + [r1(_num(r.metrics.get(k)), 3) for k in metric_keys])
-    sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
-                    "manual_score", "points_lost", "item_points", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,
-          call_rows)
-    path = Path(path)
-    wb.save(path)
-    return path
