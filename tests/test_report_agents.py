@@ -146,7 +146,7 @@ def test_metrics_mean_or_dash(stored, tmp_path):
     assert a.metric_mean(key) == pytest.approx(0.25)  # the mean over the calls that have it
     write_agent_reports(bare, tmp_path)
     page = (tmp_path / "agent-A001.html").read_text(encoding="utf-8")
-    row = page[page.index("Agent sentiment (mean)"):][:200]
+    row = page[page.index("坐席平均情绪"):][:200]
     assert "—" in row and "0.00" not in row  # absent from every call: a dash, not 0
 
 

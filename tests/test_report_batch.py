@@ -12,7 +12,7 @@ from qa_inspect.scoring import score_call
 
 from qa_inspect.records import (CallInput, CallResult, Evidence, RuleResult, Score,
                                 Transcript, Turn)
-from qa_inspect.reports.batch import fmt_mmss, highlight, write_batch_report
+from qa_inspect.reports.batch import fmt_mmss, highlight, render_batch_html, write_batch_report
 
 XSS = "<script>alert(1)</script>"
 
@@ -111,14 +111,32 @@ def test_highlight_is_escaped_per_segment(report):
 
 def test_header_counters(report):
     _, html = report
-    assert "质检日报 / Nightly QC report" in html
-    assert "default@1" in html and "small" in html
-    assert "音频时长" in html
+    # Chinese by default, one language per label (no "通话总数 / Calls")
+    assert "<h1>质检日报</h1>" in html and "Nightly QC report" not in html
+    assert " / Calls" not in html and "通话总数" in html
+    assert "default@1" in html and "small" in html and "规则包" in html  # extra counters too
     # 2 * 1800 s = 1 h; mean of 85, 95, 0 = 60
-    m = re.search(r"Audio hours</span><b>([^<]*)</b>", html)
+    m = re.search(r"音频时长\(小时\)</span><b>([^<]*)</b>", html)
     assert m and m.group(1) == "1"
-    m = re.search(r"Mean score</span><b>([^<]*)</b>", html)
+    m = re.search(r"平均分</span><b>([^<]*)</b>", html)
     assert m and m.group(1) == "60"
+
+
+def test_english_by_option(tmp_path):
+    html = write_batch_report(_results(), tmp_path, lang="en").read_text(encoding="utf-8")
+    assert "<h1>Nightly QC report</h1>" in html and '<html lang="en">' in html
+    assert re.search(r"Mean score</span><b>60</b>", html)
+    assert "通话总数" not in html and "风险预警" not in html
+
+
+def test_header_time_in_team_time_zone(tmp_path):
+    from datetime import datetime, timezone
+
+    at = datetime(2026, 11, 23, 16, 30, tzinfo=timezone.utc)
+    html = render_batch_html(_results(), generated_at=at)
+    assert "2026-11-24 00:30:00 (Asia/Shanghai, UTC+0800)" in html  # not the UTC time
+    html = render_batch_html(_results(), generated_at=at, tz="Europe/London")
+    assert "2026-11-23 16:30:00 (Europe/London" in html
 
 
 def test_errors_section(report):
@@ -142,7 +160,7 @@ def test_risk_section_first_and_ordered(report):
     assert section.count('data-level="urgent"') == 2
     assert "C-OK" not in section
     assert "我要打<mark>12315</mark>投诉你们" in section
-    assert "客户 / Customer" in section and "02:05–02:10" in section
+    assert "客户" in section and "Customer" not in section and "02:05–02:10" in section
 
 
 def test_call_table_sorted_worst_first(report):

@@ -29,6 +29,8 @@ from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
+from qa_inspect.reports.i18n import lang as _lang
+from qa_inspect.reports.i18n import template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, lost_items
 from qa_inspect.reports.workbook import SHEETS, write_workbook
 
@@ -323,7 +325,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                 evs = x.evidence or ()
                 if not evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            "—", "", x.reason or "（未说 / not said）", ""))
+                                            "—", "", x.reason or tr("（未说） / (not said)"), ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
                                             _mmss(e.start), e.role, text(e.text), text(e.matched)))
@@ -356,28 +358,28 @@ def _agent_view(sc: Scorecards, a: Group, text: Callable[[str], str]) -> dict[st
                       "failed": [f"{t} −{fmt_points(p)}" for _, t, p in lost_items(r)],
                       "risks": [x.title or x.rule_id for x in r.risk_hits]})
     return {
-        "kind": "agent", "title": f"坐席质检报告 / Agent scorecard · {a.name}", "g": a, "team": team,
+        "kind": "agent", "title": f"{tr('坐席质检报告 / Agent scorecard')} · {a.name}", "g": a, "team": team,
         "kpis": _kpis(a, team), "items": items, "top_failed": top_failed,
         "evidence": _evidence_rows(a, text),
-        "metrics": [(label, fmt_metric(a.metric_mean(k), f), fmt_metric(team.metric_mean(k), f))
+        "metrics": [(tr(label), fmt_metric(a.metric_mean(k), f), fmt_metric(team.metric_mean(k), f))
                     for k, label, f in TALK_METRICS],
         "calls": calls, "manual_available": sc.manual_available,
-        "chart_trend": svg.line_chart(trend, title=f"平均分趋势 / Mean score by {sc.period} (— team)",
+        "chart_trend": svg.line_chart(trend, title=L(f"平均分趋势（按{_PERIOD_ZH.get(sc.period, sc.period)}，虚线为班组）", f"Mean score by {sc.period} (— team)"),
                                       ref=team_trend),
         "chart_items": svg.bar_pairs([(i["title"], i["r"], i["t"]) for i in items],
-                                     title="各项通过率 / Item pass rate", labels=(a.name, f"{team.name} 班组 / team")),
+                                     title=tr("各项通过率 / Item pass rate"), labels=(a.name, L(f"{team.name} 班组", f"{team.name} team"))),
         "chart_grades": svg.histogram([(g, a.grades.get(g, 0)) for g in grades],
-                                      title="等级分布 / Grade distribution"),
+                                      title=tr("等级分布 / Grade distribution")),
     }
 
 
 def _kpis(g: Group, team: Group | None) -> list[tuple[str, str]]:
-    k = [("通话数 / Calls", str(g.n)), ("平均分 / Mean score", _f(g.mean)),
-         ("人工复核均分 / Manual mean", _f(g.manual_mean)),
-         ("致命 / Fatal calls", str(g.fatal)), ("风险通话 / Risk calls", str(g.risk_calls))]
+    k = [(tr("通话数 / Calls"), str(g.n)), (tr("平均分 / Mean score"), _f(g.mean)),
+         (tr("人工复核均分 / Manual mean"), _f(g.manual_mean)),
+         (tr("一票否决 / Fatal calls"), str(g.fatal)), (tr("风险通话 / Risk calls"), str(g.risk_calls))]
     if team is not None and g is not team:
-        k.append(("班组排名 / Rank in team", f"{g.rank} / {g.rank_of}"))
-        k.append(("班组均分 / Team mean", _f(team.mean)))
+        k.append((tr("班组排名 / Rank in team"), f"{g.rank} / {g.rank_of}"))
+        k.append((tr("班组均分 / Team mean"), _f(team.mean)))
     return k
 
 
@@ -396,28 +398,32 @@ def _team_view(sc: Scorecards, t: Group) -> dict[str, Any]:
                                 and a.items[i].rate < t.items[i].rate - 0.1) for i in item_ids],
                      "metrics": [fmt_metric(a.metric_mean(k), f) for k, _, f in TALK_METRICS]})
     return {
-        "kind": "team", "title": f"班组质检报告 / Team scorecard · {t.name}", "g": t, "team": t,
-        "kpis": _kpis(t, None) + [("坐席数 / Agents", str(len(agents)))],
+        "kind": "team", "title": f"{tr('班组质检报告 / Team scorecard')} · {t.name}", "g": t, "team": t,
+        "kpis": _kpis(t, None) + [(tr("坐席数 / Agents"), str(len(agents)))],
         "rows": rows, "grades": grades, "item_titles": [t.items[i].title for i in item_ids],
         "item_rates": [_pct(t.items[i].rate) for i in item_ids],
-        "metric_labels": [label for _, label, _ in TALK_METRICS],
+        "metric_labels": [tr(label) for _, label, _ in TALK_METRICS],
         "team_metrics": [fmt_metric(t.metric_mean(k), f) for k, _, f in TALK_METRICS],
         "manual_available": sc.manual_available,
-        "chart_trend": svg.line_chart(t.trend(sc.period, sc.periods), title=f"平均分趋势 / Mean score by {sc.period}"),
-        "chart_grades": svg.histogram([(g, t.grades.get(g, 0)) for g in grades], title="等级分布 / Grade distribution"),
+        "chart_trend": svg.line_chart(t.trend(sc.period, sc.periods), title=L(f"平均分趋势（按{_PERIOD_ZH.get(sc.period, sc.period)}）", f"Mean score by {sc.period}")),
+        "chart_grades": svg.histogram([(g, t.grades.get(g, 0)) for g in grades], title=tr("等级分布 / Grade distribution")),
         "chart_items": svg.bar_pairs([(t.items[i].title, t.items[i].rate, None) for i in item_ids],
-                                     title="各项通过率 / Item pass rate"),
+                                     title=tr("各项通过率 / Item pass rate")),
     }
 
 
 # --------------------------------------------------------------------------- writers
 
-def _env():
-    import jinja2
+_PERIOD_ZH = {"day": "日", "week": "周"}
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+
+def L(zh: str, en: str) -> str:
+    """The label of the language being rendered (for labels built with values)."""
+    return zh if _lang() == "zh" else en
+
+
+def _env(lang: str = "zh"):
+    return template_env(Path(__file__).parent / "templates", lang)
 
 
 def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period: str = "auto",
@@ -432,8 +438,17 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = build(results, period=period, manual=manual, date_from=date_from, date_to=date_to)
+    with use_lang(lang):  # labels built in the views in the pages' language
+        paths = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
+    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=redact_text if redact else (lambda s: s),
+                                lang=lang, tz=tz))
+    log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
+    return paths
+
+
+def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: str, tz: str) -> list[Path]:
     text = redact_text if redact else (lambda s: s)
-    env = _env()
+    env = _env(lang)
     tpl = env.get_template("scorecard.html.j2")
     from zoneinfo import ZoneInfo
 
@@ -443,10 +458,10 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
               "teams": sc.teams, "sc": sc, "redacted": redact}
     paths = []
-    index = {"kind": "index", "title": "坐席与班组质检 / Agent & team scorecards",
-             "kpis": [("通话数 / Calls", str(len(results))), ("班组 / Teams", str(len(sc.teams))),
-                      ("坐席 / Agents", str(len(sc.agents))),
-                      ("平均分 / Mean score", _f(_mean([float(r.score.score) for r in results if r.score])))],
+    index = {"kind": "index", "title": tr("坐席与班组质检 / Agent & team scorecards"),
+             "kpis": [(tr("通话数 / Calls"), str(len(results))), (tr("班组 / Teams"), str(len(sc.teams))),
+                      (tr("坐席 / Agents"), str(len(sc.agents))),
+                      (tr("平均分 / Mean score"), _f(_mean([float(r.score.score) for r in results if r.score])))],
              "team_rows": [(t, sc.agents_of(t)) for t in sc.teams], "fmt": _f}
     p = out_dir / "index.html"
     p.write_text(tpl.render(**common, **index), encoding="utf-8")
@@ -459,6 +474,4 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
         p = out_dir / f"{a.slug}.html"
         p.write_text(tpl.render(**common, **_agent_view(sc, a, text)), encoding="utf-8")
         paths.append(p)
-    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=text, lang=lang, tz=tz))
-    log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
     return paths

@@ -328,4 +328,6 @@ def fmt_metric(value: Any, fmt: str) -> str:
 
 def talk_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(key, label, display)`` for every talk metric, "—" for those absent."""
-    return [(k, label, fmt_metric(metrics.get(k), fmt)) for k, label, fmt in TALK_METRICS]
+    from qa_inspect.reports.i18n import tr
+
+    return [(k, tr(label), fmt_metric(metrics.get(k), fmt)) for k, label, fmt in TALK_METRICS]

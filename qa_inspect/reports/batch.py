@@ -23,6 +23,7 @@ import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
 from qa_inspect.reports.cells import write_csv, write_text
+from qa_inspect.reports.i18n import template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
 from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
                                        collect_alerts, talk_metrics, write_alerts_csv)
@@ -96,7 +97,7 @@ def _span(start: float | None, end: float | None) -> str:
 
 
 def _role(role: str) -> str:
-    return ROLE_LABELS.get(role, role or ROLE_LABELS["unknown"])
+    return tr(ROLE_LABELS.get(role, role or ROLE_LABELS["unknown"]))
 
 
 def _grade_class(grade: str | None) -> str:
@@ -220,9 +221,9 @@ def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None) -> _Rul
     deduction shown on the page comes from)."""
     lost = -(points or {}).get(x.rule_id, 0.0)
     return _RuleView(
-        rule_id=x.rule_id, title=x.title or x.rule_id, kind=KIND_LABELS.get(x.kind, x.kind),
+        rule_id=x.rule_id, title=x.title or x.rule_id, kind=tr(KIND_LABELS.get(x.kind, x.kind)),
         category=x.category, severity=x.severity, outcome=x.outcome,
-        outcome_label=OUTCOME_LABELS.get(x.outcome, x.outcome),
+        outcome_label=tr(OUTCOME_LABELS.get(x.outcome, x.outcome)),
         deduction=fmt_points(lost) if lost > 0 else "",
         fatal=x.fatal, reason=x.reason,
         evidence=[_evidence_view(e) for e in x.evidence],
@@ -291,29 +292,23 @@ def _summary(results: Sequence[CallResult], extra: Mapping[str, Any] | None) -> 
               if r.status != "error" and r.score is not None and _is_num(r.score.score)]
     durs = [d for d in (_duration(r) for r in results) if d is not None]
     rows = [
-        ("通话总数 / Calls", str(len(results))),
-        ("成功 / OK", str(sum(1 for r in results if r.status == "ok"))),
-        ("错误 / Errors", str(sum(1 for r in results if r.status == "error"))),
-        ("平均分 / Mean score", _num(sum(scores) / len(scores), 1) if scores else "—"),
-        ("致命项 / Fatal", str(sum(1 for r in results if r.score is not None and r.score.fatal))),
-        ("风险通话 / Risk calls", str(sum(1 for r in results if r.risk_hits))),
-        ("音频时长(小时) / Audio hours", _num(sum(durs) / 3600.0, 2) if durs else "0"),
+        (tr("通话总数 / Calls"), str(len(results))),
+        (tr("成功 / OK"), str(sum(1 for r in results if r.status == "ok"))),
+        (tr("错误 / Errors"), str(sum(1 for r in results if r.status == "error"))),
+        (tr("平均分 / Mean score"), _num(sum(scores) / len(scores), 1) if scores else "—"),
+        (tr("一票否决 / Fatal"), str(sum(1 for r in results if r.score is not None and r.score.fatal))),
+        (tr("风险通话 / Risk calls"), str(sum(1 for r in results if r.risk_hits))),
+        (tr("音频时长(小时) / Audio hours"), _num(sum(durs) / 3600.0, 2) if durs else "0"),
     ]
     for k, v in (extra or {}).items():
-        rows.append((str(k), _num(v) if _is_num(v) else str(v)))
+        rows.append((tr(str(k)), _num(v) if _is_num(v) else str(v)))
     return rows
 
 
 # --------------------------------------------------------------------------- writers
 
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATE_DIR)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def _env(lang: str = "zh") -> jinja2.Environment:
+    return template_env(_TEMPLATE_DIR, lang)
 
 
 def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TITLE,
@@ -324,6 +319,11 @@ def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TIT
     """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
     pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
     ``tz``: the team's time zone (the page's times are shown there)."""
+    with use_lang(lang):  # labels built in the views (roles, outcomes, metrics) in the page's language
+        return _render(results, title, summary, generated_at, alert_policies, lang, tz)
+
+
+def _render(results, title, summary, generated_at, alert_policies, lang, tz) -> str:
     views = [_call_view(i, r) for i, r in enumerate(results)]
     errors = [v for v in views if v.status == "error"]
     calls = sorted((v for v in views if v.status != "error"),
@@ -334,8 +334,8 @@ def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TIT
     alerts = [_alert_view(a, by_id[a.call_id], lang) for a in alert_list if a.call_id in by_id]
     zone = ZoneInfo(tz)  # the team's time zone: the header is not UTC while the calls are +08:00
     now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
-    return _env().get_template("batch.html.j2").render(
-        title=title, generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
+    return _env(lang).get_template("batch.html.j2").render(
+        title=tr(title), generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
         alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
         alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
         calls=calls, errors=errors,

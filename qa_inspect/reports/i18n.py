@@ -1,0 +1,81 @@
+"""One language per page: Simplified Chinese by default, English by option (issue 14).
+
+Labels are written once, bilingual, as ``"中文 / English"`` (in the templates and in the
+report code); ``tr`` keeps the side of the language being rendered, so a page never shows the
+doubled "通话总数 / Calls". Templates get the same treatment when they are loaded
+(``template_env(lang)``: the literal "中文 / English" pairs of a template's text are resolved
+once per language), so no label is written twice.
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+LANGS = ("zh", "en")
+_LANG: contextvars.ContextVar[str] = contextvars.ContextVar("qa_inspect_report_lang", default="zh")
+_CJK = re.compile(r"[\u3400-\u9fff\uff08\uff1a]")
+# "中文 / English": the Chinese side holds a CJK character; neither side crosses markup,
+# a template tag, a quote, a "·" separator or another " / "
+_PAIR = re.compile(r"(?P<zh>[^\s<>{}\"'·|/][^<>{}\"'·|/]*?) / (?P<en>[^\s<>{}\"'·|/][^<>{}\"'·|/]*?)"
+                   r"(?=\s*(?:[<{\"·|]|\(|$)|\s*\n)", re.M)
+
+
+def lang() -> str:
+    return _LANG.get()
+
+
+@contextmanager
+def use_lang(value: str) -> Iterator[None]:
+    """Render everything inside in ``value`` (zh | en)."""
+    if value not in LANGS:
+        raise ValueError(f"language must be one of {', '.join(LANGS)}, not {value!r}")
+    token = _LANG.set(value)
+    try:
+        yield
+    finally:
+        _LANG.reset(token)
+
+
+def _side(zh: str, en: str, which: str) -> str:
+    m = _CJK.search(zh)
+    if m is None:  # not a label pair (e.g. "3 / 5")
+        return f"{zh} / {en}"
+    prefix = zh[:m.start()]  # "(通过率" keeps its "(" in English too
+    return zh if which == "zh" else prefix + en
+
+
+def tr(label: str, which: str | None = None) -> str:
+    """The side of a ``"中文 / English"`` label for the current language (``which`` overrides);
+    a string that is not such a pair comes back unchanged."""
+    which = which or _LANG.get()
+    if not isinstance(label, str) or " / " not in label:
+        return label
+    zh, _, en = label.partition(" / ")
+    if " / " in en or not _CJK.search(zh):
+        return label
+    return _side(zh, en, which)
+
+
+def resolve_pairs(source: str, which: str) -> str:
+    """A template's source with every literal "中文 / English" pair resolved to one side."""
+    return _PAIR.sub(lambda m: _side(m["zh"], m["en"], which), source)
+
+
+def template_env(template_dir: Path, which: str):
+    """A Jinja environment whose templates are in language ``which``."""
+    import jinja2
+
+    class _Loader(jinja2.FileSystemLoader):
+        def get_source(self, environment, template):
+            src, filename, uptodate = super().get_source(environment, template)
+            return resolve_pairs(src, which), filename, uptodate
+
+    env = jinja2.Environment(loader=_Loader(str(template_dir)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["tr"] = lambda label: tr(label, which)
+    env.globals["L"] = lambda zh, en: zh if which == "zh" else en  # for labels with their own " / "
+    env.globals["lang"] = which
+    return env
