@@ -228,9 +228,11 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=Non
         click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
+            zh = ropts["lang"] == "zh"
             html = _write_report(store, out, ropts, {
-                "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
-                "changed score": summary.changed})
+                "规则包" if zh else "rule packs": packs.describe(),
+                "重新评分（未重新转写）" if zh else "re-scored (no ASR)": summary.rescored,
+                "分数有变化" if zh else "changed score": summary.changed})
     for c in summary.changes:
         old = f"{c.old_score:5.1f} {c.old_grade or '':<2}" if c.old_score is not None else "   —    "
         click.echo(f"  {c.call_id:<28} {old} -> {c.new_score:5.1f} {c.new_grade:<2}{' FATAL' if c.fatal else ''}")

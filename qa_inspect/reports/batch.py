@@ -208,10 +208,14 @@ class _CallView:
     metrics: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+MATCHER_LABELS = {"keyword": "关键词 / keyword", "regex": "正则 / regex", "pinyin": "拼音近音 / pinyin",
+                  "fuzzy": "近似 / fuzzy", "semantic": "语义 / semantic", "metric": "指标 / metric"}
+
+
 def _evidence_view(e: Evidence) -> _EvidenceView:
     return _EvidenceView(
         role=_role(e.role), turn=e.turn, time=fmt_mmss(e.start), span=_span(e.start, e.end),
-        segments=highlight(e.text, e.matched, e.matcher), matcher=e.matcher,
+        segments=highlight(e.text, e.matched, e.matcher), matcher=tr(MATCHER_LABELS.get(e.matcher, e.matcher)),
         matched=e.matched, confidence=_num(e.confidence),
     )
 
