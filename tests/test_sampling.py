@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from qa_inspect.batch.inputs import read_input
 from qa_inspect.cli import main
 from qa_inspect.cli.config import load_packs
-from qa_inspect.batch.pipeline import score_transcript
+from qa_inspect.batch.score import score_transcript
 from qa_inspect.reports.alerts import alert_policy, collect_alerts
 from qa_inspect.store import open_store
 from qa_inspect.workflow.sampling import call_duration, draw_sample, load_plan, parse_plan

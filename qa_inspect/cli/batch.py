@@ -10,7 +10,7 @@ import click
 
 from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
 from qa_inspect.cli.config import config_option, lang_option
-from qa_inspect.cli.main import main
+from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
 
 _fail = fail
@@ -128,12 +128,14 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                 from qa_inspect.batch.ray_actors import run_batch_ray
 
                 summary = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
+                                        log_setup=worker_log_setup(),
                                         force=force, on_result=show,
                                         on_progress=lambda s, _item, _res: bar.update(s))
             elif (workers or 1) > 1:
                 from qa_inspect.batch.pool import run_batch_parallel
 
                 summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
+                                             log_setup=worker_log_setup(),
                                              on_result=show,
                                              on_progress=lambda s, _item, _res: bar.update(s))
             else:
@@ -211,8 +213,7 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=Non
 
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
-    from qa_inspect.batch.pipeline import rescore as rescore_calls
-
+    from qa_inspect.batch.rescore import rescore as rescore_calls
     from qa_inspect.cli.config import load_config, load_packs, report_options
 
     try:

@@ -179,7 +179,7 @@ def load_packs(rules_paths: Sequence[str], scorecard_paths: Sequence[str] = (), 
                config: Config | None = None, default_cards: bool = True):
     """The PackSet a command runs with: ``rules_paths`` (else the config's packs, else the
     shipped packs), each scored by ``scorecard_paths`` / the config's card / its own card."""
-    from qa_inspect.batch.pipeline import PackSet
+    from qa_inspect.batch.score import PackSet
     from qa_inspect.rules import load_pack
     from qa_inspect.scoring.scorecard import load_scorecard
 
