@@ -82,7 +82,8 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         # a bad pack fails before any audio is touched
         packs = load_packs(rules_paths, scorecard_paths, config=conf)
         ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
-        items = read_input(input_path, default_layout=layout, language=language or packs.language)
+        items = _without_pack_as_errors(
+            read_input(input_path, default_layout=layout, language=language or packs.language), packs)
     except QAError as e:
         _fail(e)
     cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)
@@ -174,6 +175,23 @@ def _alert_line(results, ropts) -> str:
     labels = LEVEL_LABELS[ropts["lang"]]
     return (f"alerts: {len(alerts)} of {ok} call(s){share}: "
             + ", ".join(f"{labels[lv]} {n}" for lv, n in alert_counts(alerts).items()))
+
+
+def _without_pack_as_errors(items, packs):
+    """A call whose language has no loaded pack becomes an error row: it is never scored with
+    another language's pack (issue 14)."""
+    from dataclasses import replace
+
+    have = {p.language for p in packs.packs}
+    out = []
+    for it in items:
+        lang = it.call.language
+        if not it.error and lang and lang not in have:
+            src = it.call.source_line or it.call.path or it.call.call_id
+            it = replace(it, error=f"{src}: no rule pack for language '{lang}' (loaded: "
+                                   f"{', '.join(sorted(have))}); add one with --rules or [packs] in the config")
+        out.append(it)
+    return out
 
 
 def _run_summary_line(s) -> str:
