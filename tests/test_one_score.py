@@ -112,3 +112,13 @@ def test_same_total_and_items_in_every_output(outputs):
         for rid, p in items.items():
             if p < 0:
                 assert f"(−{-p:g})" in cells, (cid, rid, p)
+
+
+def test_pages_speak_plain_chinese(outputs):
+    """A missed item shows what should have been said (the rule's description), not the
+    engine's pattern; a hit shows its words; no doubled "中文 / English" labels."""
+    html = outputs["html"]
+    assert "未找到：坐席在开场自报工号。" in html
+    assert r"\d{3,6}" not in html and "missing:" not in html and "hit(s)" not in html
+    assert "命中 2 处：不归我管、我不知道" in html
+    assert "通话总数 / Calls" not in html and "得分 / Score" not in html

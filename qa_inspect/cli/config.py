@@ -212,7 +212,10 @@ def report_options(packs, config: Config | None = None, lang: str | None = None,
     tz = tz or config.tz
     check_timezone(tz, "--timezone")
     return {"alert_policies": {p.id: alert_policy(p) for p in packs.packs},
-            "lang": lang or config.language, "tz": tz}
+            "lang": lang or config.language, "tz": tz,
+            # what a missed item should have been: shown instead of the engine's pattern
+            "rule_descriptions": {(p.id, r.id): r.description for p in packs.packs for r in p.rules
+                                  if r.description}}
 
 
 def lang_option(f):

@@ -30,7 +30,7 @@ from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
 from qa_inspect.reports.i18n import lang as _lang
-from qa_inspect.reports.i18n import template_env, tr, use_lang
+from qa_inspect.reports.i18n import reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, lost_items
 from qa_inspect.reports.workbook import SHEETS, write_workbook
 
@@ -325,7 +325,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                 evs = x.evidence or ()
                 if not evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            "—", "", x.reason or tr("（未说） / (not said)"), ""))
+                                            "—", "", reason_text(x.outcome, x.reason, title=x.title) if x.reason else tr("（未说） / (not said)"), ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
                                             _mmss(e.start), e.role, text(e.text), text(e.matched)))

@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 from qa_inspect.errors import RuleError
 from qa_inspect.records import CallResult, Evidence, RuleResult
 from qa_inspect.reports.cells import write_csv
+from qa_inspect.reports.i18n import reason_text
 
 NEGATIVE_END = -0.5  # customer_sentiment_end below this (on -1..1) is "ending very negative"
 ALERTS_CSV = "alerts.csv"
@@ -224,7 +225,8 @@ def call_alerts(r: CallResult, policy: AlertPolicy | None = None, *,
     for rid in dict.fromkeys(fatal_ids):
         x = by_id.get(rid)
         reasons.append(Reason("fatal", "urgent", rid, (x.title if x else "") or rid,
-                              strongest(x.evidence) if x else None, x.reason if x else ""))
+                              strongest(x.evidence) if x else None,
+                              reason_text(x.outcome, x.reason, title=x.title) if x else ""))
     end = _num(r.metrics.get("customer_sentiment_end"))
     neg = end is not None and end < negative_end
     hit = {x.rule_id for x in r.risk_hits} | ({"negative_end"} if neg else set())

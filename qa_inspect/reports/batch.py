@@ -23,7 +23,7 @@ import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
 from qa_inspect.reports.cells import write_csv, write_text
-from qa_inspect.reports.i18n import template_env, tr, use_lang
+from qa_inspect.reports.i18n import reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
 from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
                                        collect_alerts, talk_metrics, write_alerts_csv)
@@ -220,7 +220,7 @@ def _evidence_view(e: Evidence) -> _EvidenceView:
     )
 
 
-def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None) -> _RuleView:
+def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None, description: str = "") -> _RuleView:
     """``points``: the call's points per rule from its stored breakdown (the only place a
     deduction shown on the page comes from)."""
     lost = -(points or {}).get(x.rule_id, 0.0)
@@ -229,16 +229,17 @@ def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None) -> _Rul
         category=x.category, severity=x.severity, outcome=x.outcome,
         outcome_label=tr(OUTCOME_LABELS.get(x.outcome, x.outcome)),
         deduction=fmt_points(lost) if lost > 0 else "",
-        fatal=x.fatal, reason=x.reason,
+        fatal=x.fatal, reason=reason_text(x.outcome, x.reason, title=x.title, description=description),
         evidence=[_evidence_view(e) for e in x.evidence],
     )
 
 
-def _call_view(i: int, r: CallResult) -> _CallView:
+def _call_view(i: int, r: CallResult, descriptions: Mapping[tuple[str, str], str] | None = None) -> _CallView:
     c, sc = r.call, r.score
     agent = " ".join(p for p in (c.agent_name, f"({c.agent_id})" if c.agent_id else "") if p)
     pts = item_points(r)
-    rules = [_rule_view(x, pts) for x in r.rules]
+    desc = descriptions or {}
+    rules = [_rule_view(x, pts, desc.get((r.pack_id, x.rule_id), "")) for x in r.rules]
     ev_turns = {e.turn for x in r.rules if x.outcome in ("fail", "hit") or x.matched
                 for e in x.evidence}
     turns = []
@@ -319,16 +320,17 @@ def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TIT
                       summary: Mapping[str, Any] | None = None,
                       generated_at: datetime | None = None,
                       alert_policies: Mapping[str, AlertPolicy] | None = None,
-                      lang: str = "zh", tz: str = DEFAULT_TZ) -> str:
+                      lang: str = "zh", tz: str = DEFAULT_TZ,
+                      rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> str:
     """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
     pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
     ``tz``: the team's time zone (the page's times are shown there)."""
     with use_lang(lang):  # labels built in the views (roles, outcomes, metrics) in the page's language
-        return _render(results, title, summary, generated_at, alert_policies, lang, tz)
+        return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions)
 
 
-def _render(results, title, summary, generated_at, alert_policies, lang, tz) -> str:
-    views = [_call_view(i, r) for i, r in enumerate(results)]
+def _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions) -> str:
+    views = [_call_view(i, r, rule_descriptions) for i, r in enumerate(results)]
     errors = [v for v in views if v.status == "error"]
     calls = sorted((v for v in views if v.status != "error"),
                    key=lambda v: (v.score_sort, v.call_id))
@@ -372,7 +374,8 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
                        title: str = DEFAULT_TITLE,
                        summary: Mapping[str, Any] | None = None,
                        alert_policies: Mapping[str, AlertPolicy] | None = None,
-                       lang: str = "zh", tz: str = DEFAULT_TZ) -> Path:
+                       lang: str = "zh", tz: str = DEFAULT_TZ,
+                       rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
     (see ``qa_inspect.reports.alerts``); return the HTML path.
 
@@ -384,13 +387,14 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
     html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
 
     html = render_batch_html(results, title=title, summary=summary, alert_policies=alert_policies,
-                             lang=lang, tz=tz)
+                             lang=lang, tz=tz, rule_descriptions=rule_descriptions)
     write_text(html_path, html)
 
     rows = _csv_rows(results)
     write_csv(csv_path, list(CSV_COLUMNS), [[row[k] for k in CSV_COLUMNS] for row in rows])
     # calls to act on today, one row per reason, with the evidence sentence and its time
-    write_alerts_csv(collect_alerts(results, alert_policies), out_dir / ALERTS_CSV, lang=lang)
+    with use_lang(lang):
+        write_alerts_csv(collect_alerts(results, alert_policies), out_dir / ALERTS_CSV, lang=lang)
 
     log.info("batch report: %d calls -> %s, %s", len(results), html_path, csv_path)
     return html_path

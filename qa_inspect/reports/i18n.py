@@ -79,3 +79,37 @@ def template_env(template_dir: Path, which: str):
     env.globals["L"] = lambda zh, en: zh if which == "zh" else en  # for labels with their own " / "
     env.globals["lang"] = which
     return env
+
+
+# --- the engine's reasons, as a QC reviewer reads them ------------------------------------
+# The rule engine writes one technical line per result ("missing: /工号\d+/ in agent turns",
+# "found '您好' at turn 0"); pages, worksheets and alerts show plain words instead: for a miss
+# the rule's description (what should have been said), never a regex.
+_FOUND = re.compile(r"^found '(?P<t>.*)' at turn (?P<n>\d+)$")
+_HITS = re.compile(r"^(?P<n>\d+) hit\(s\): (?P<t>.*)$")
+_METRIC_NOT = re.compile(r"^(?P<m>[a-z_]+) = (?P<v>[-\d.]+), not (?P<op>\S+) (?P<x>[-\d.]+)$")
+
+
+def reason_text(outcome: str, reason: str, *, title: str = "", description: str = "",
+                kind: str = "", which: str | None = None) -> str:
+    """The engine's ``reason`` for a rule result in plain words of the language ``which``."""
+    which = which or _LANG.get()
+    what = (description or title or "").strip()
+    zh = which == "zh"
+    if outcome == "fail" and reason.startswith("missing"):
+        return (f"未找到：{what}" if zh else f"not found: {what}") if what else reason
+    if outcome == "n/a" and reason.startswith("not applicable"):
+        return "不适用：本通电话未出现该项的前提条件" if zh else "not applicable: the item's condition did not occur"
+    m = _HITS.match(reason)
+    if m:
+        terms = m["t"].split(", ")
+        return (f"命中 {m['n']} 处：" + "、".join(terms)) if zh else f"{m['n']} hit(s): {', '.join(terms)}"
+    m = _FOUND.match(reason)
+    if m:
+        return (f"已说到“{m['t']}”（#{m['n']}）" if zh else f"said '{m['t']}' (#{m['n']})")
+    m = _METRIC_NOT.match(reason)
+    if m:
+        return (f"{m['m']} = {m['v']}，未达到 {m['op']} {m['x']}" if zh else reason)
+    if reason.startswith("none of"):
+        return ("未出现" + (f"：{title}" if title else "相关用语")) if zh else reason
+    return reason

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 from qa_inspect.records import CallResult
 from qa_inspect.reports.cells import safe_cell, unsafe_cell
+from qa_inspect.reports.i18n import reason_text
 from qa_inspect.scoring import evidence_text, mmss
 
 CALL_ITEM = "(call)"
@@ -161,7 +162,9 @@ def rows_for_call(sample_id: str, r: CallResult, redact: Callable[[str], str] | 
     for b in (sc.breakdown if sc else ()):
         points[b.rule_id] = round(points.get(b.rule_id, 0.0) + b.points, 2)
     for rr in r.rules:
-        ev = evidence_text(rr, limit=120)
+        # a miss has no words: say what was not found, in plain words (not the engine's pattern)
+        ev = evidence_text(rr, limit=120) if rr.evidence else \
+            reason_text(rr.outcome, rr.reason, title=rr.title, which=lang)
         start = rr.evidence[0].start if rr.evidence else None
         pts = points.get(rr.rule_id)
         out.append(SheetRow(sample_id, c.call_id, c.agent_id, c.started_at, rr.rule_id, rr.title, rr.outcome,
