@@ -240,3 +240,13 @@ def test_csv_formula_injection_neutralised(tmp_path: Path):
     assert row["call_id"] == "'+8613800000000-1"  # every cell, ids too (issue 17)
     assert row["agent_name"] == "'=HYPERLINK(1)"
     assert row["error"] == "'@SUM(A1)"
+
+
+def test_call_times_in_team_time_zone(tmp_path):
+    from dataclasses import replace as rep
+
+    ok = _results()[0]
+    utc = rep(ok, call=rep(ok.call, started_at="2026-11-23T01:12:05Z"))
+    html = render_batch_html([utc])
+    assert "<td>2026-11-23 09:12</td>" in html  # shown in Asia/Shanghai, not UTC
+    assert "<td>2026-11-23 01:12</td>" in render_batch_html([utc], tz="UTC")

@@ -30,7 +30,7 @@ from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
 from qa_inspect.reports.i18n import lang as _lang
-from qa_inspect.reports.i18n import reason_text, template_env, tr, use_lang
+from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, lost_items
 from qa_inspect.reports.workbook import SHEETS, write_workbook
 
@@ -351,7 +351,7 @@ def _agent_view(sc: Scorecards, a: Group, text: Callable[[str], str]) -> dict[st
     grades = _grade_order(sc)
     calls = []
     for r in sorted(a.calls, key=lambda r: (r.call.started_at, r.call.call_id)):
-        calls.append({"call_id": r.call.call_id, "started_at": r.call.started_at,
+        calls.append({"call_id": r.call.call_id, "started_at": local_time(r.call.started_at),
                       "score": _f(r.score.score if r.score else None), "grade": r.score.grade if r.score else "",
                       "fatal": bool(r.score and r.score.fatal),
                       "manual": _f(a.manual.get(r.call.call_id)),
@@ -438,7 +438,7 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = build(results, period=period, manual=manual, date_from=date_from, date_to=date_to)
-    with use_lang(lang):  # labels built in the views in the pages' language
+    with use_lang(lang, tz):  # labels and times built in the views in the pages' language and zone
         paths = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
     paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=redact_text if redact else (lambda s: s),
                                 lang=lang, tz=tz))

@@ -23,7 +23,7 @@ import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
 from qa_inspect.reports.cells import write_csv, write_text
-from qa_inspect.reports.i18n import reason_text, template_env, tr, use_lang
+from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
 from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
                                        collect_alerts, talk_metrics, write_alerts_csv)
@@ -251,7 +251,7 @@ def _call_view(i: int, r: CallResult, descriptions: Mapping[tuple[str, str], str
     dur = _duration(r)
     return _CallView(
         anchor=f"call-{i}", call_id=c.call_id, path=c.path, agent=agent, team=c.team,
-        started_at=c.started_at, duration=fmt_mmss(dur) if dur is not None else "—",
+        started_at=local_time(c.started_at), duration=fmt_mmss(dur) if dur is not None else "—",
         duration_s=_num(dur, 1),
         score=_num(sc.score, 1) if sc is not None else "",
         score_sort=float(sc.score) if sc is not None and _is_num(sc.score) else math.inf,
@@ -325,7 +325,7 @@ def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TIT
     """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
     pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
     ``tz``: the team's time zone (the page's times are shown there)."""
-    with use_lang(lang):  # labels built in the views (roles, outcomes, metrics) in the page's language
+    with use_lang(lang, tz):  # labels and times built in the views in the page's language and zone
         return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions)
 
 

@@ -16,6 +16,7 @@ from typing import Iterator
 
 LANGS = ("zh", "en")
 _LANG: contextvars.ContextVar[str] = contextvars.ContextVar("qa_inspect_report_lang", default="zh")
+_TZ: contextvars.ContextVar[str] = contextvars.ContextVar("qa_inspect_report_tz", default="Asia/Shanghai")
 _CJK = re.compile(r"[\u3400-\u9fff\uff08\uff1a]")
 # "中文 / English": the Chinese side holds a CJK character; neither side crosses markup,
 # a template tag, a quote, a "·" separator or another " / "
@@ -28,15 +29,33 @@ def lang() -> str:
 
 
 @contextmanager
-def use_lang(value: str) -> Iterator[None]:
-    """Render everything inside in ``value`` (zh | en)."""
+def use_lang(value: str, tz: str | None = None) -> Iterator[None]:
+    """Render everything inside in ``value`` (zh | en), times in ``tz`` (the team's zone)."""
     if value not in LANGS:
         raise ValueError(f"language must be one of {', '.join(LANGS)}, not {value!r}")
     token = _LANG.set(value)
+    ttoken = _TZ.set(tz) if tz else None
     try:
         yield
     finally:
         _LANG.reset(token)
+        if ttoken is not None:
+            _TZ.reset(ttoken)
+
+
+def local_time(started_at: str) -> str:
+    """``2026-11-23T01:12:05Z`` → ``2026-11-23 09:12`` in the team's time zone; text that is
+    not a date comes back unchanged, a time without zone is shown as written."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        d = datetime.fromisoformat((started_at or "").strip())
+    except ValueError:
+        return started_at or ""
+    if d.tzinfo is not None:
+        d = d.astimezone(ZoneInfo(_TZ.get()))
+    return f"{d:%Y-%m-%d %H:%M}"
 
 
 def _side(zh: str, en: str, which: str) -> str:
