@@ -72,8 +72,9 @@ def register(main: click.Group) -> None:
         click.echo(f"xlsx:  {paths[-1]}")
 
     @main.command("examples", context_settings=CONTEXT)
-    @click.option("--db", default="qa.db", show_default=True,
-                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--db", default=None,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL "
+                       "(default: the config's db, else qa.db).")
     @click.option("--rule", "rule_id", required=True, help="Rule id, e.g. forbidden_phrase.")
     @click.option("--kind", default="violation", show_default=True, type=click.Choice(["violation", "best"]),
                   help="violation: calls that failed/hit the rule; best: calls that passed it cleanly.")
@@ -86,7 +87,9 @@ def register(main: click.Group) -> None:
                   help="Rule packs to read the rule's description from (default: the shipped packs).")
     @click.option("--redact/--no-redact", default=True, show_default=True,
                   help="Hide personal data in the excerpts and beep it in the clips.")
-    def examples(db, rule_id, kind, n, out, context, rules_paths, redact):
+    @config_option
+    @lang_option
+    def examples(db, rule_id, kind, n, out, context, rules_paths, redact, config_path=None, lang=None):
         """Example library for trainers: pick the strongest calls for one rule (clear evidence,
         high confidence, spread over agents), cut an audio clip around each piece of evidence
         and write a gallery page with players and highlighted transcript excerpts.
@@ -95,14 +98,22 @@ def register(main: click.Group) -> None:
         is unknown or the database cannot be read."""
         from qa_inspect.reports.examples import write_gallery
 
-        title, description, to_end = _rule_info(rule_id, rules_paths)
+        from qa_inspect.cli.config import load_config
+
+        try:
+            conf = load_config(config_path)
+        except QAError as e:
+            _fail(e)
+        db = db or conf.db or "qa.db"
+        title, description, to_end = _rule_info(rule_id, rules_paths or tuple(conf.packs.values()))
         store = _open(db)
         with store_errors(db, store):
             results = list(store.results())
             page, picked = write_gallery(
                 results, rule_id, Path(out or f"examples/{rule_id}-{kind}"), kind=kind, n=n,
                 redact=redact, context=context, rule_title=title, rule_description=description,
-                scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent)
+                scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent,
+                lang=lang or conf.language)
         clips = sum(1 for e in picked if e.clip_file)
         click.echo(f"examples: {len(picked)} {kind} example(s) of {rule_id}, {clips} audio clip(s)")
         for e in picked:
