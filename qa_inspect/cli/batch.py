@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.common import (CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
+                                   open_existing_store, shown_db, store_errors)
 from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
@@ -244,7 +245,7 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=Non
     store = open_existing_store(db)
     html = None
     with store_errors(db, store):
-        click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
+        click.echo(f"qa-inspect rescore: {shown_db(db)}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
             zh = ropts["lang"] == "zh"
@@ -325,7 +326,7 @@ def export(db, fmt, output, redact):
 
     from qa_inspect.reports.cells import safe_cell
 
-    store = open_existing_store(db)
+    store = open_existing_store(db, readonly=True)
     # a CSV file gets a UTF-8 BOM so Excel reads the Chinese; stdout stays plain UTF-8
     enc = "utf-8-sig" if fmt == "csv" and output != "-" else "utf-8"
     fh = sys.stdout if output == "-" else open(output, "w", encoding=enc, newline="")
@@ -342,7 +343,9 @@ def export(db, fmt, output, redact):
                 w.writerow([safe_cell(v) for v in (
                     d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"], d["fatal"],
                     json.dumps(d["rules"], ensure_ascii=False), json.dumps(d["metrics"], ensure_ascii=False))])
+    except QAError as e:  # a StoreError while reading (a damaged page …): one line, exit 2
+        _fail(e)
     finally:
-        store.close()
+        close_quietly(store)
         if fh is not sys.stdout:
             fh.close()

@@ -6,26 +6,19 @@ import sys
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, fail
+from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
 from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.errors import QAError
 
-DB_OPTION = click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
-                         help="SQLite results file written by `run`.")
+DB_OPTION = click.option("--db", default="qa.db", show_default=True,
+                         help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
 
 
 _fail = fail  # one error line and an exit code (cli_common)
 
 
 def _open(db):
-    import sqlite3
-
-    from qa_inspect.store import open_store
-
-    try:
-        return open_store(db)
-    except sqlite3.Error as e:
-        _fail(QAError(f"cannot open results database ({e})", db))
+    return open_existing_store(db)  # a StoreError is one line, exit code 2
 
 
 def _fmt(x, nd: int = 3) -> str:
@@ -90,10 +83,8 @@ def scorecard_show(call_id, db, as_json):
     """Show the stored score breakdown of CALL_ID: per item the outcome, the points it cost or
     added, why, and the evidence."""
     store = _open(db)
-    try:
+    with store_errors(db, store):
         res = store.get_result(call_id)
-    finally:
-        store.close()
     if res is None or res.score is None:
         _fail(QAError(f"no scored call {call_id!r} in the results", db))
     sc = res.score
@@ -118,7 +109,8 @@ def scorecard_show(call_id, db, as_json):
 # --- sampling -----------------------------------------------------------------------------
 
 @click.command(context_settings=CONTEXT)
-@click.option("--db", default=None, help="SQLite results file written by `run` (default: the config's db, else qa.db).")
+@click.option("--db", default=None, help="Results database written by `run`: a SQLite file or a postgresql:// "
+                                         "URL (default: the config's db, else qa.db).")
 @click.option("--plan", "plan_path", default=None, type=click.Path(),
               help="Sampling plan YAML. Default: the config's plan, else the shipped rules/sampling_plan.yaml.")
 @click.option("--seed", default=None, type=int,
@@ -141,7 +133,6 @@ def sample(db, plan_path, seed, out, redact, rules_paths, config_path, lang, as_
     Exit code 0 on success, 1 when the sample is empty (nothing to review: a warning says
     why), 2 when the plan or database cannot be used."""
     import secrets
-    from pathlib import Path
 
     from qa_inspect.cli.config import DEFAULT_PLAN, load_config, load_packs, report_options, resolve_path
     from qa_inspect.reports.alerts import collect_alerts
@@ -156,19 +147,13 @@ def sample(db, plan_path, seed, out, redact, rules_paths, config_path, lang, as_
             {"alert_policies": {}, "lang": lang or conf.language}
     except QAError as e:
         _fail(e)
-    if not Path(db).is_file():
-        _fail(QAError(f"{db}: results database not found (run `qa-inspect run` first)"))
     if seed is None:
         seed = secrets.randbelow(1_000_000)  # printed and stored: the draw can be repeated
     store = _open(db)
-    try:
+    with store_errors(db, store):
         levels = {a.call_id: a.level for a in collect_alerts(list(store.results()), ropts["alert_policies"])} \
             if plan.alert_levels else None
         info = create_sample(store, plan, seed, out, redact=redact, alert_levels=levels, lang=ropts["lang"])
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     s = info.summary()
     if as_json:
         click.echo(json.dumps({**s, "seed": seed, "plan": plan.source,
@@ -214,12 +199,8 @@ def review_import(worksheet, db, reviewer):
     from qa_inspect.workflow.review import import_worksheet
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rep = import_worksheet(store, worksheet, reviewer)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     for e in rep.errors:
         click.echo(f"error: {e}", err=True)
     click.echo(f"imported {worksheet} for {reviewer}: {rep.items} item verdict(s), {rep.scores} manual "
@@ -238,10 +219,8 @@ def review_scores(db, fmt):
     from qa_inspect.workflow import final_scores
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rows = list(final_scores(store).values())
-    finally:
-        store.close()
     if fmt == "jsonl":
         for r in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -288,12 +267,8 @@ def appeal_open(call_id, db, reason, by):
     from qa_inspect.workflow import open_appeal
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         a = open_appeal(store, call_id, reason, by)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     click.echo(f"appeal #{a.appeal_id} opened: {_show_appeal(a)}")
 
 
@@ -310,12 +285,8 @@ def appeal_decide(appeal_id, db, upheld, by, score, note):
     from qa_inspect.workflow import decide_appeal
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         a = decide_appeal(store, appeal_id, upheld, by, score=score, note=note)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     click.echo(_show_appeal(a))
 
 
@@ -328,10 +299,8 @@ def appeal_list(db, status, as_json):
     from qa_inspect.workflow import list_appeals
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rows = list_appeals(store, status)
-    finally:
-        store.close()
     for a in rows:
         click.echo(json.dumps(a.to_dict(), ensure_ascii=False) if as_json else _show_appeal(a))
     if not as_json:
@@ -351,10 +320,8 @@ def calibrate(db, as_json):
     from qa_inspect.workflow.calibration import calibrate as run_calibration
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         c = run_calibration(store)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(c.to_dict(), ensure_ascii=False, indent=2))
         return
