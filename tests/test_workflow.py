@@ -13,7 +13,7 @@ from qa_inspect.cli import main
 from qa_inspect.store import open_store
 from qa_inspect.workflow import final_scores
 from qa_inspect.workflow.sampling import draw_sample, load_plan
-from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS, header_key
+from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS, header_key, outcome_key
 
 PHONE = "13812345678"
 EXTRA = {"call_id": "zh_extra_pii", "agent_id": "A006", "started_at": "2026-11-25T09:00:00+08:00",
@@ -75,7 +75,7 @@ def fill(path, out, verdicts, scores, added=(), only=None):
         if v:
             # reviewers type the Chinese words (确认/误报/漏检) or the English ones: both import
             ws.cell(row, col["reviewer_verdict"]).value = ZH_VERDICT[v] if row % 2 else v
-            filled.append((call, item, ws.cell(row, col["machine_verdict"]).value, v))
+            filled.append((call, item, outcome_key(ws.cell(row, col["machine_verdict"]).value), v))
     r = ws.max_row + 1
     for call, item in added:
         ws.cell(r, col["call_id"]).value = call
@@ -141,6 +141,9 @@ def test_full_cycle(root, batch):
     # the drop-down offers the QC team's words; the import takes them (and the English ones)
     assert any('"确认,误报,漏检"' == dv.formula1 for dv in ws.data_validations.dataValidation)
     assert ws.freeze_panes == "C2" and ws.auto_filter.ref.startswith("A1:")
+    shown = {ws.cell(r, col["machine_verdict"]).value for r in range(2, ws.max_row + 1)
+             if ws.cell(r, col["item"]).value not in (None, CALL_ITEM)}
+    assert shown <= {"通过", "未通过", "命中", "不适用"} and "未通过" in shown  # the machine verdict in Chinese
     rows = Counter(ws.cell(r, col["call_id"]).value for r in range(2, ws.max_row + 1))
     assert rows.pop(None) == 50  # empty rows with the dropdowns, for misses the reviewer adds
     assert rows == {cid: 1 + len(res[cid].rules) for cid in drawn}

@@ -10,7 +10,7 @@ from qa_inspect.store import WorkflowStore
 from qa_inspect.workflow.db import WorkflowError, now_iso
 from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
 from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, SHEET_NAMES, VERDICTS, SheetRow,
-                                          checksum, header_key, norm_cell, rows_for_call, verdict_key,
+                                          checksum, header_key, norm_cell, outcome_key, rows_for_call, verdict_key,
                                           write_worksheet)
 
 FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
@@ -155,6 +155,7 @@ def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> I
 
 def _check_row(store: WorkflowStore, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
                rep: ImportReport, sheet_sample: dict[str, str]) -> None:
+    cell = {**cell, "machine_verdict": outcome_key(cell["machine_verdict"])}  # 未通过 → fail
     verdict = verdict_key(cell["reviewer_verdict"])  # 确认/误报/漏检 or the English words
     note = norm_cell(cell["reviewer_note"])
     raw_score = cell["manual_score"]

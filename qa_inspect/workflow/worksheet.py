@@ -56,6 +56,17 @@ EXTRA_ROWS = 50  # empty rows with the verdict dropdown, for misses the reviewer
 WHOLE_CALL = {"zh": "整通评分", "en": "whole call"}
 
 
+OUTCOME_LABELS = {"zh": {"pass": "通过", "fail": "未通过", "hit": "命中", "n/a": "不适用"},
+                  "en": {"pass": "pass", "fail": "fail", "hit": "hit", "n/a": "n/a"}}
+_OUTCOME_KEYS = {v: k for k, v in OUTCOME_LABELS["zh"].items()}
+
+
+def outcome_key(v: Any) -> Any:
+    """The machine outcome code of a machine-verdict cell (通过/未通过/命中/不适用 → pass/…)."""
+    t = norm_cell(v)
+    return _OUTCOME_KEYS.get(t, v)
+
+
 def header_key(name: Any) -> str:
     """The column a header cell names (Chinese or English), or the text itself."""
     t = norm_cell(name)
@@ -151,7 +162,8 @@ def rows_for_call(sample_id: str, r: CallResult, redact: Callable[[str], str] | 
     """The whole-call row, then one row per rule result of the call."""
     c, sc = r.call, r.score
     red = redact or (lambda s: s)
-    verdict = f"{sc.score:g} {sc.grade}{' FATAL' if sc.fatal else ''}" if sc else ""
+    fatal = (" 一票否决" if lang != "en" else " FATAL") if sc and sc.fatal else ""
+    verdict = f"{sc.score:g} {sc.grade}{fatal}" if sc else ""
     out = [SheetRow(sample_id, c.call_id, c.agent_id, c.started_at, CALL_ITEM,
                     WHOLE_CALL.get(lang, WHOLE_CALL["zh"]) + (f" ({sc.scorecard_id} {sc.scorecard_version})"
                                                               if sc and sc.scorecard_id else ""),
@@ -188,7 +200,11 @@ def write_worksheet(path: str | Path, rows: Sequence[SheetRow], meta: dict[str, 
     yellow = PatternFill("solid", fgColor="FFF2CC")
     grey = PatternFill("solid", fgColor="EDEDED")
     for row in rows:
-        ws.append([safe_cell(v) for v in (row.row_id, *row.machine_values(), None, None, None, row.check)])
+        values = list(row.machine_values())
+        if row.item != CALL_ITEM:  # shown in the sheet's language; import maps it back (outcome_key)
+            i = MACHINE_COLS.index("machine_verdict")
+            values[i] = OUTCOME_LABELS["zh" if zh else "en"].get(values[i], values[i])
+        ws.append([safe_cell(v) for v in (row.row_id, *values, None, None, None, row.check)])
         if row.item == CALL_ITEM:
             for cell in ws[ws.max_row]:
                 cell.fill = grey
