@@ -250,3 +250,17 @@ def test_call_times_in_team_time_zone(tmp_path):
     html = render_batch_html([utc])
     assert "<td>2026-11-23 09:12</td>" in html  # shown in Asia/Shanghai, not UTC
     assert "<td>2026-11-23 01:12</td>" in render_batch_html([utc], tz="UTC")
+
+
+def test_engine_reasons_in_plain_chinese():
+    from qa_inspect.reports.i18n import reason_text
+
+    miss = "missing: /(工号|公号)(是)?\\d{3,6}/ in agent turns (first turns 3)"
+    assert reason_text("fail", miss, title="自报工号", description="坐席在开场自报工号。") == "未找到：坐席在开场自报工号。"
+    assert reason_text("fail", miss, title="自报工号") == "未找到：自报工号"  # no description: the title
+    assert reason_text("hit", "2 hit(s): 不归我管, 我不知道") == "命中 2 处：不归我管、我不知道"
+    assert reason_text("hit", "1 hit(s): agent_interruptions = 3 ≥ 2") == "命中 1 处：坐席抢话 = 3 ≥ 2"
+    assert reason_text("pass", "found '您好' at turn 0") == "已说到“您好”（#0）"
+    assert reason_text("pass", "max_silence_s = 0.6, not ≥ 10") == "最长静音 0.6（阈值 ≥ 10，未触发）"
+    assert reason_text("fail", miss, title="x", which="en") == "not found: x"
+    assert reason_text("pass", "something new") == "something new"  # unknown text: unchanged

@@ -109,6 +109,15 @@ _HITS = re.compile(r"^(?P<n>\d+) hit\(s\): (?P<t>.*)$")
 _METRIC_NOT = re.compile(r"^(?P<m>[a-z_]+) = (?P<v>[-\d.]+), not (?P<op>\S+) (?P<x>[-\d.]+)$")
 
 
+def _metric_label(name: str) -> str:
+    from qa_inspect.reports.alerts import TALK_METRICS
+
+    labels = {k: label.split(" / ")[0] for k, label, _ in TALK_METRICS}
+    labels.setdefault("speech_rate_cpm", "语速")
+    labels.setdefault("duration_s", "通话时长")
+    return labels.get(name, name)
+
+
 def reason_text(outcome: str, reason: str, *, title: str = "", description: str = "",
                 kind: str = "", which: str | None = None) -> str:
     """The engine's ``reason`` for a rule result in plain words of the language ``which``."""
@@ -122,13 +131,15 @@ def reason_text(outcome: str, reason: str, *, title: str = "", description: str 
     m = _HITS.match(reason)
     if m:
         terms = m["t"].split(", ")
+        if zh:  # a metric hit: "agent_interruptions = 3 ≥ 2" → "坐席抢话 = 3 ≥ 2"
+            terms = [re.sub(r"^([a-z_]+) = ", lambda x: f"{_metric_label(x[1])} = ", t) for t in terms]
         return (f"命中 {m['n']} 处：" + "、".join(terms)) if zh else f"{m['n']} hit(s): {', '.join(terms)}"
     m = _FOUND.match(reason)
     if m:
         return (f"已说到“{m['t']}”（#{m['n']}）" if zh else f"said '{m['t']}' (#{m['n']})")
     m = _METRIC_NOT.match(reason)
     if m:
-        return (f"{m['m']} = {m['v']}，未达到 {m['op']} {m['x']}" if zh else reason)
+        return (f"{_metric_label(m['m'])} {m['v']}（阈值 {m['op']} {m['x']}，未触发）" if zh else reason)
     if reason.startswith("none of"):
         return ("未出现" + (f"：{title}" if title else "相关用语")) if zh else reason
     return reason
