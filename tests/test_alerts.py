@@ -3,6 +3,8 @@ batch report; talk metrics in the batch report."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
+from pathlib import Path
 
 from dataclasses import replace
 
@@ -193,3 +195,44 @@ def test_rescore_cli_writes_alerts_csv(root, samples, tmp_path):
     assert "客户情绪差" in by["zh_media_threat"]["其他原因"]
     # the scorecard's fatal item (禁语) alerts, the pack's scorecard being the default
     assert by["zh_forbidden_phrase"]["级别"] == "紧急" and by["zh_forbidden_phrase"]["原因"] == "一票否决"
+
+
+MUSIED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dialogues-zh" / "musied-dev-calls.jsonl"
+
+
+@pytest.mark.skipif(not MUSIED.is_file(), reason="../shared/data (MUSIED calls) not present")
+def test_real_musied_calls_fatal_calls_alert_and_levels_are_few(root, tmp_path):
+    """The 339 real hotline calls: every fatal call (telecom_zh's 禁语, 一票否决 by its default
+    scorecard) is an urgent alert line; with customer_service_zh one line per call, and the
+    urgent + high levels are a minority of the calls."""
+    import json
+    import sys
+
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.score import score_transcript
+    from qa_inspect.cli.config import load_packs
+
+    sys.path.insert(0, str(root / "bench"))
+    from musied_to_transcripts import convert_line
+
+    src = tmp_path / "m.jsonl"
+    with open(src, "w", encoding="utf-8") as out:
+        for line in MUSIED.read_text(encoding="utf-8").splitlines():
+            if line.strip() and (c := convert_line(json.loads(line)))["turns"]:
+                out.write(json.dumps(c, ensure_ascii=False) + "\n")
+    items = read_input(src)
+    assert len(items) == 339
+    for pack in ("telecom_zh", "customer_service_zh"):
+        packs = load_packs([str(root / f"rules/{pack}.yaml")])
+        scored = packs.for_language("zh")
+        res = [score_transcript(it, it.transcript, scored) for it in items]
+        alerts = collect_alerts(res, {scored.pack.id: alert_policy(scored.pack)})
+        by = {a.call_id: a for a in alerts}
+        assert len(by) == len(alerts)  # one line per call
+        fatal = {r.call.call_id for r in res if r.score.fatal}
+        assert all(by[c].level == "urgent" and by[c].reason == "fatal" for c in fatal)
+        if pack == "telecom_zh":
+            assert fatal  # 禁语 calls exist in the real data
+        else:
+            levels = Counter(a.level for a in alerts)
+            assert levels["urgent"] + levels["high"] < 0.3 * len(res)
