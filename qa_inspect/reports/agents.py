@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -432,46 +433,56 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
                         generated_at: datetime | None = None, lang: str = "zh",
                         tz: str = "Asia/Shanghai") -> list[Path]:
     """Write the pages and the workbook (see the module doc); return their paths, index first.
-    ``lang``: zh | en (the workbook's sheets and headers); ``tz``: the team's time zone."""
+    ``lang``: zh | en (pages, the workbook's sheets and headers); ``tz``: the team's time zone.
+
+    Pages first, each written aside and renamed into place, then the workbook, the index
+    last: a report interrupted at any point never has an index linking a page that does not
+    exist."""
     if not results:
         raise QAError("no scored calls in the selected range/team: nothing to report")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = build(results, period=period, manual=manual, date_from=date_from, date_to=date_to)
     with use_lang(lang, tz):  # labels and times built in the views in the pages' language and zone
-        paths = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
+        paths, index_html = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
+    # write_workbook saves beside the target and renames it into place
     paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=redact_text if redact else (lambda s: s),
                                 lang=lang, tz=tz))
+    paths.insert(0, _write_aside(out_dir / "index.html", index_html))
     log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
     return paths
 
 
-def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: str, tz: str) -> list[Path]:
-    text = redact_text if redact else (lambda s: s)
-    env = _env(lang)
-    tpl = env.get_template("scorecard.html.j2")
+def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: str,
+                 tz: str) -> tuple[list[Path], str]:
+    """The team and agent pages (written), and the index page's HTML (written last by the caller)."""
     from zoneinfo import ZoneInfo
 
+    text = redact_text if redact else (lambda s: s)
+    tpl = _env(lang).get_template("scorecard.html.j2")
     zone = ZoneInfo(tz)  # the team's time zone
     now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
-    now = f"{now:%Y-%m-%d %H:%M:%S} ({tz})"
-    common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
-              "teams": sc.teams, "sc": sc, "redacted": redact}
-    paths = []
+    common = {"generated_at": f"{now:%Y-%m-%d %H:%M:%S} ({tz})", "date_from": sc.date_from,
+              "date_to": sc.date_to, "teams": sc.teams, "sc": sc, "redacted": redact}
     index = {"kind": "index", "title": tr("坐席与班组质检 / Agent & team scorecards"),
              "kpis": [(tr("通话数 / Calls"), str(len(results))), (tr("班组 / Teams"), str(len(sc.teams))),
                       (tr("坐席 / Agents"), str(len(sc.agents))),
                       (tr("平均分 / Mean score"), _f(_mean([float(r.score.score) for r in results if r.score])))],
              "team_rows": [(t, sc.agents_of(t)) for t in sc.teams], "fmt": _f}
-    p = out_dir / "index.html"
-    p.write_text(tpl.render(**common, **index), encoding="utf-8")
-    paths.append(p)
+    paths = []
     for t in sc.teams:
-        p = out_dir / f"{t.slug}.html"
-        p.write_text(tpl.render(**common, **_team_view(sc, t)), encoding="utf-8")
-        paths.append(p)
+        paths.append(_write_aside(out_dir / f"{t.slug}.html", tpl.render(**common, **_team_view(sc, t))))
     for a in sc.agents:
-        p = out_dir / f"{a.slug}.html"
-        p.write_text(tpl.render(**common, **_agent_view(sc, a, text)), encoding="utf-8")
-        paths.append(p)
-    return paths
+        paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(**common, **_agent_view(sc, a, text))))
+    return paths, tpl.render(**common, **index)
+
+
+def _write_aside(path: Path, text: str) -> Path:
+    """Write ``path`` whole or not at all (a temporary file beside it, then renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
