@@ -29,11 +29,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
+from qa_inspect.text import mmss
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
 from qa_inspect.reports.i18n import lang as _lang
 from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, lost_items
-from qa_inspect.reports.workbook import SHEETS, write_workbook
+from qa_inspect.reports.workbook import SHEETS, grade_order, write_workbook
 
 __all__ = ["SHEETS", "XLSX_NAME", "build", "write_agent_reports", "write_workbook"]
 
@@ -307,17 +308,6 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.0f}%"
 
 
-def _mmss(s: float | None) -> str:
-    if s is None or not isinstance(s, (int, float)) or s < 0:
-        return "—"
-    return f"{int(s) // 60:02d}:{int(s) % 60:02d}"
-
-
-def _grade_order(sc: Scorecards) -> list[str]:
-    seen = Counter(g for grp in sc.teams for g in grp.grades.elements())
-    return sorted(seen, key=lambda g: (len(g), g))
-
-
 def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
     rows = []
     for r in g.calls:
@@ -329,7 +319,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                                             "—", "", reason_text(x.outcome, x.reason, title=x.title) if x.reason else tr("（未说） / (not said)"), ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            _mmss(e.start), e.role, text(e.text), text(e.matched)))
+                                            mmss(e.start), e.role, text(e.text), text(e.matched)))
     return rows
 
 
@@ -349,7 +339,7 @@ def _agent_view(sc: Scorecards, a: Group, text: Callable[[str], str]) -> dict[st
     top_failed = sorted((i for i in items if i["fails"]), key=lambda i: (-i["fails"], i["rule_id"]))[:5]
     trend = a.trend(sc.period, sc.periods)
     team_trend = [v for _, v, _ in team.trend(sc.period, sc.periods)]
-    grades = _grade_order(sc)
+    grades = grade_order(sc)
     calls = []
     for r in sorted(a.calls, key=lambda r: (r.call.started_at, r.call.call_id)):
         calls.append({"call_id": r.call.call_id, "started_at": local_time(r.call.started_at),
@@ -389,7 +379,7 @@ def _team_view(sc: Scorecards, t: Group) -> dict[str, Any]:
 
     agents = sc.agents_of(t)
     item_ids = sorted(t.items)
-    grades = _grade_order(sc)
+    grades = grade_order(sc)
     rows = []
     for a in agents:
         rows.append({"g": a, "mean": _f(a.mean), "manual": _f(a.manual_mean),

@@ -36,7 +36,8 @@ from typing import Any, Mapping, Sequence
 from qa_inspect.errors import RuleError
 from qa_inspect.records import CallResult, Evidence, RuleResult
 from qa_inspect.reports.cells import write_csv
-from qa_inspect.reports.i18n import reason_text
+from qa_inspect.reports.i18n import TALK_METRICS, reason_text, tr
+from qa_inspect.text import mmss
 
 NEGATIVE_END = -0.5  # customer_sentiment_end below this (on -1..1) is "ending very negative"
 ALERTS_CSV = "alerts.csv"
@@ -151,7 +152,7 @@ class Alert:
     @property
     def time(self) -> str:
         e = self.top.evidence
-        return _mmss(e.start) if e else "—"
+        return mmss(e.start) if e else "—"
 
     @property
     def start(self) -> float | None:
@@ -189,13 +190,6 @@ class Alert:
         lv, rs = LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]), REASON_LABELS.get(lang, REASON_LABELS["zh"])
         sep = "：" if lang == "zh" else ": "
         return [f"{lv[r.level]}·{rs[r.kind]}{sep}{r.title}" for r in self.reasons[1:]]
-
-
-def _mmss(seconds: float | None) -> str:
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    s = int(seconds)
-    return f"{s // 60:02d}:{s % 60:02d}"
 
 
 def _num(v: Any) -> float | None:
@@ -298,18 +292,7 @@ def write_alerts_csv(alerts: Sequence[Alert], path: Path, *, redact: bool = Fals
 # Shown in the batch report (per call) and the agent scorecards (per agent/team means).
 # Keys come from CallResult.metrics (filled by the enrichment and metrics stages); a key that
 # is absent is shown as "—" — older results and text-only inputs simply lack some of them.
-TALK_METRICS: tuple[tuple[str, str, str], ...] = (
-    # (key, label, format)  format: "num" | "pct" (a 0..1 share) | "int" | "sent" (-1..1) | "s" | "ratio"
-    ("speech_rate_agent", "坐席语速 / Agent speech rate", "num"),
-    ("max_silence_s", "最长静音 / Longest silence (s)", "s"),
-    ("silence_share", "静音占比 / Silence share", "pct"),
-    ("agent_interruptions", "坐席抢话 / Agent interruptions", "int"),
-    ("customer_interruptions", "客户插话 / Customer interruptions", "int"),
-    ("talk_ratio", "坐席/客户说话比 / Agent:customer talk time", "ratio"),
-    ("customer_sentiment_end", "客户结束情绪 / Customer sentiment (end)", "sent"),
-    ("customer_sentiment_min", "客户最低情绪 / Customer sentiment (min)", "sent"),
-    ("agent_sentiment_mean", "坐席平均情绪 / Agent sentiment (mean)", "sent"),
-)
+# TALK_METRICS (key, label, format) live with the other labels in reports.i18n
 
 
 def fmt_metric(value: Any, fmt: str) -> str:
@@ -330,6 +313,4 @@ def fmt_metric(value: Any, fmt: str) -> str:
 
 def talk_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(key, label, display)`` for every talk metric, "—" for those absent."""
-    from qa_inspect.reports.i18n import tr
-
     return [(k, tr(label), fmt_metric(metrics.get(k), fmt)) for k, label, fmt in TALK_METRICS]

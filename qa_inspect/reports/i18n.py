@@ -109,9 +109,24 @@ _HITS = re.compile(r"^(?P<n>\d+) hit\(s\): (?P<t>.*)$")
 _METRIC_NOT = re.compile(r"^(?P<m>[a-z_]+) = (?P<v>[-\d.]+), not (?P<op>\S+) (?P<x>[-\d.]+)$")
 
 
-def _metric_label(name: str) -> str:
-    from qa_inspect.reports.alerts import TALK_METRICS
+# Talk metrics shown in the batch report (per call) and the agent scorecards (per agent/team
+# means). Keys come from CallResult.metrics (filled by the enrichment and metrics stages); a key
+# that is absent is shown as "—" — older results and text-only inputs simply lack some of them.
+TALK_METRICS: tuple[tuple[str, str, str], ...] = (
+    # (key, label, format)  format: "num" | "pct" (a 0..1 share) | "int" | "sent" (-1..1) | "s" | "ratio"
+    ("speech_rate_agent", "坐席语速 / Agent speech rate", "num"),
+    ("max_silence_s", "最长静音 / Longest silence (s)", "s"),
+    ("silence_share", "静音占比 / Silence share", "pct"),
+    ("agent_interruptions", "坐席抢话 / Agent interruptions", "int"),
+    ("customer_interruptions", "客户插话 / Customer interruptions", "int"),
+    ("talk_ratio", "坐席/客户说话比 / Agent:customer talk time", "ratio"),
+    ("customer_sentiment_end", "客户结束情绪 / Customer sentiment (end)", "sent"),
+    ("customer_sentiment_min", "客户最低情绪 / Customer sentiment (min)", "sent"),
+    ("agent_sentiment_mean", "坐席平均情绪 / Agent sentiment (mean)", "sent"),
+)
 
+
+def _metric_label(name: str) -> str:
     labels = {k: label.split(" / ")[0] for k, label, _ in TALK_METRICS}
     labels.setdefault("speech_rate_cpm", "语速")
     labels.setdefault("duration_s", "通话时长")

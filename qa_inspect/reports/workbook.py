@@ -18,6 +18,7 @@ from qa_inspect.records import CallResult
 from qa_inspect.reports.alerts import TALK_METRICS
 from qa_inspect.reports.cells import safe_cell, style_sheet
 from qa_inspect.reports.points import fmt_points, lost_items, points_lost
+from qa_inspect.text import mmss
 
 SHEETS = ("Summary", "Agents", "Items", "Trend", "Calls")
 SHEET_TITLES = {"zh": {"Summary": "班组汇总", "Agents": "坐席", "Items": "质检项", "Trend": "趋势",
@@ -69,16 +70,19 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def _mmss(s: float | None) -> str:
-    return "—" if s is None else f"{int(s) // 60:02d}:{int(s) % 60:02d}"
+def grade_order(sc) -> list[str]:
+    """The grades seen in ``sc`` (``agents.Scorecards``), best first ("A" before "B", "A" before
+    "A-"): the one order of the pages and the workbook."""
+    from collections import Counter
+
+    seen = Counter(g for grp in sc.teams for g in grp.grades.elements())
+    return sorted(seen, key=lambda g: (len(g), g))
 
 
 def write_workbook(sc, path: Path, *, text: Callable[[str], str] = lambda s: s, lang: str = "zh",
                    tz: str = "Asia/Shanghai") -> Path:
     """One workbook with the sheets in ``SHEETS`` from ``sc`` (``agents.Scorecards``)."""
     from openpyxl import Workbook
-
-    from qa_inspect.reports.agents import _grade_order  # the one grade order of the pages
 
     zh = lang != "en"
     wb = Workbook()
@@ -109,7 +113,7 @@ def write_workbook(sc, path: Path, *, text: Callable[[str], str] = lambda s: s, 
     for row in ws.iter_rows(min_row=2, min_col=9, max_col=10):
         for c in row:
             c.number_format = "yyyy-mm-dd"
-    grades = _grade_order(sc)
+    grades = grade_order(sc)
     sheet("Agents", ["team", "agent_id", "agent", "calls", "mean_score", "manual_mean", "rank_in_team",
                      "team_size", "fatal_calls", "risk_calls"] + [f"grade_{g}" for g in grades] + metric_keys,
           ([a.team, a.key, a.name, a.n, _r(a.mean), _r(a.manual_mean), a.rank, a.rank_of, a.fatal,
@@ -148,7 +152,7 @@ def write_workbook(sc, path: Path, *, text: Callable[[str], str] = lambda s: s, 
                               sep.join(f"{title}:{fmt_points(-p)}" for _, title, p in lost_items(r)),
                               sep.join(x.title or x.rule_id for x in r.risk_hits),
                               text(first_ev.text) if first_ev else "",
-                              _mmss(first_ev.start) if first_ev else ""]
+                              mmss(first_ev.start) if first_ev else ""]
                              + [_r(_num(r.metrics.get(k)), 3) for k in metric_keys])
     sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
                     "manual_score", "points_lost", "item_points", "risk_hits", "first_evidence",
