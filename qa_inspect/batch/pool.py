@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 # --- worker side -------------------------------------------------------------------------
 
-_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once by _init_worker
+_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once, on its first audio call
 _INIT_ERROR: str = ""  # why loading failed (then every call in this worker is an error row)
+_LOAD: tuple = ()  # (cfg, factory) for the lazy load
 
 
 def _peak_rss_mb() -> float:
@@ -54,20 +55,34 @@ def _peak_rss_mb() -> float:
 def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) -> None:
     """Pool initializer (and Ray actor constructor): runs once per worker process.
 
+    Loads nothing: the Whisper model is loaded by the worker's first audio call (``_transcriber``),
+    so a pool that only enriches given transcripts never loads it (issue 18).
     ``factory`` (picklable, e.g. a ``functools.partial``) replaces the Whisper model, for tests
     that run the real worker path with a fake transcriber."""
-    global _TRANSCRIBER, _INIT_ERROR
+    global _LOAD
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
-    try:
-        from qa_inspect.speech.asr import WhisperTranscriber
+    _LOAD = (cfg, factory)
 
-        _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
-        _warm_up_enrich()
-    except QAError as e:
-        _INIT_ERROR = str(e)
-    except Exception as e:  # report it per call rather than break the pool
-        log.exception("loading the ASR model failed")
-        _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+
+def _transcriber() -> Any:
+    """The worker's transcriber, loaded on first use (once; a failure is kept and re-raised as
+    the same ``QAError`` for every later call)."""
+    global _TRANSCRIBER, _INIT_ERROR
+    if _TRANSCRIBER is None and not _INIT_ERROR:
+        cfg, factory = _LOAD or (None, None)
+        try:
+            from qa_inspect.speech.asr import WhisperTranscriber
+
+            _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
+            _warm_up_enrich()
+        except QAError as e:
+            _INIT_ERROR = str(e)
+        except Exception as e:  # report it per call rather than break the pool
+            log.exception("loading the ASR model failed")
+            _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+    if _TRANSCRIBER is None:
+        raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+    return _TRANSCRIBER
 
 
 def _warm_up_enrich() -> None:
@@ -108,10 +123,9 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
     out: dict[str, Any] = {"pid": os.getpid()}
     try:
         decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
-        if _TRANSCRIBER is None:
-            raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+        transcriber = _transcriber()
         t0 = time.perf_counter()
-        tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+        tr = transcriber.transcribe(call_id, decoded, layout, language)
         if tr.turns:
             tr = enrich(tr, decoded)  # needs the audio: done here, next to it
         out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
@@ -124,6 +138,21 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
     return out
 
 
+def _enrich_in_worker(transcripts: list[Transcript]) -> dict:
+    """Enrich given transcripts (text metrics: sentiment). Never raises: each comes back as its
+    enriched ``Transcript`` or as the error string of the call."""
+    out: list[Transcript | str] = []
+    for tr in transcripts:
+        try:
+            out.append(enrich(tr))
+        except QAError as e:  # e.g. a sentiment backend without its local model
+            out.append(str(e))
+        except Exception as e:  # one bad call must not stop the batch
+            log.exception("enriching %s failed", tr.call_id)
+            out.append(f"{tr.call_id}: internal error ({type(e).__name__}: {e})")
+    return {"pid": os.getpid(), "transcripts": out, "rss_mb": _peak_rss_mb()}
+
+
 # --- driver side -------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -134,6 +163,20 @@ class _Job:
     audio_hash: str
     size: int
     order: int = 0  # submission order (longest first)
+
+
+@dataclasses.dataclass
+class _Given:
+    """A chunk of given transcripts enriched in a worker: (item, pack, config hash) each."""
+    entries: list
+    order: int = 0
+
+
+# Given transcripts (the transcripts input) are enriched in the pool when a batch has at least
+# this many: below it, starting workers and loading their sentiment models (5-10 s each)
+# costs more than enriching in the driver. Chunks amortise the round trip.
+GIVEN_POOL_MIN = 200
+GIVEN_CHUNK = 16
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -172,36 +215,50 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     finish = _finisher(store, summary, t0, on_result, on_progress)
-    # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
-    jobs = plan_jobs(items, packs, store, asr_key, force, summary, finish, t0, on_progress)
-    # 2. the pool: decode + ASR, longest first; results stored as each one completes
-    if jobs:
-        n = min(workers, len(jobs))
+    # 1. the parent: skip done calls, handle bad rows and cache hits
+    given: list = []
+    jobs = plan_jobs(items, packs, store, asr_key, force, summary, finish, t0, on_progress, given=given)
+    if len(given) < GIVEN_POOL_MIN:  # few given transcripts: enriched here (see GIVEN_POOL_MIN)
+        for item, pack, _cfg in given:
+            finish(item, process_item(item, pack, store, _no_transcriber, asr_key, summary))
+        given = []
+    chunks = [_Given(given[i:i + GIVEN_CHUNK], order=-1) for i in range(0, len(given), GIVEN_CHUNK)]
+    # 2. the pool: decode + ASR, longest first, and the chunks of given transcripts to enrich;
+    #    results stored as each one completes
+    if jobs or chunks:
+        n = min(workers, len(jobs) + len(chunks))
         cfg_w = asr_cfg if asr_cfg.cpu_threads else dataclasses.replace(
             asr_cfg, cpu_threads=worker_threads(n))
-        if not asr_cfg.model_path:
+        if jobs and not asr_cfg.model_path:
             try:  # assemble the packaged model once here, not racing in every worker
                 from qa_inspect.speech.asr import ensure_model
 
                 ensure_model()
             except QAError:
                 pass  # each worker reports it on every call
-        log.info("process pool: %d workers × %d CPU threads for %d call(s)", n, cfg_w.cpu_threads, len(jobs))
+        log.info("process pool: %d workers × %d CPU threads for %d call(s) to transcribe, %d given "
+                 "transcript(s)", n, cfg_w.cpu_threads, len(jobs), len(given))
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker,
                                    initargs=(cfg_w, logging.getLogger().getEffectiveLevel()))
-        futures: dict[Future, _Job] = {}
+        futures: dict[Future, _Job | _Given] = {}
         try:
             for j in jobs:
                 c = j.item.call
                 futures[pool.submit(_transcribe_in_worker, c.call_id, c.path, c.channel_layout,
                                     c.language or None)] = j
+            for g in chunks:
+                futures[pool.submit(_enrich_in_worker, [item.transcript for item, _, _ in g.entries])] = g
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: futures[f].order):
                     j = futures[fut]
-                    finish(j.item, _result_of(fut, j, store, asr_key, summary, worker_stats))
+                    if isinstance(j, _Given):
+                        for item, res in _given_results(fut, j, summary, worker_stats):
+                            finish(item, res)
+                    else:
+                        finish(j.item, _result_of(fut, j, store, asr_key, summary, worker_stats))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -222,21 +279,27 @@ def _finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
     return finish
 
 
+def _no_transcriber():  # driver-handled items never need ASR
+    raise RuntimeError("the driver does not transcribe in a parallel batch")
+
+
 def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, asr_key: str, force: bool,
               summary: BatchSummary, finish: Callable[[WorkItem, CallResult], None], t0: float,
-              on_progress) -> list[_Job]:
+              on_progress, given: list | None = None) -> list[_Job]:
     """The driver's cheap part of a parallel/distributed batch: skip done calls, finish bad
     rows, given transcripts and transcript-cache hits here; return the calls that need ASR,
-    longest first (``order`` set)."""
-    def no_transcriber():  # driver-handled items never need ASR
-        raise RuntimeError("the driver does not transcribe in a parallel batch")
-
+    longest first (``order`` set). With ``given`` (a list), given transcripts not done yet are
+    appended to it as ``(item, pack, config hash)`` instead, for the caller to enrich."""
+    no_transcriber = _no_transcriber
     jobs: list[_Job] = []
     for item in items:
         pack, cfg, done = plan_item(item, packs, store, asr_key, force)
         if done:
             summary.skipped += 1
             summary.notify(on_progress, t0, item, None)
+            continue
+        if given is not None and not item.error and item.transcript is not None:
+            given.append((item, pack, cfg))
             continue
         if item.error or item.transcript is not None:
             finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
@@ -276,6 +339,31 @@ def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: 
         return error_result(item, f"{path}: internal error in worker ({type(e).__name__}: {e})",
                             j.cfg_hash)
     return result_from_worker(out, j, store, asr_key, summary, worker_stats)
+
+
+def _given_results(fut: Future, g: _Given, summary: BatchSummary,
+                   worker_stats: dict[int, float] | None) -> list[tuple[WorkItem, CallResult]]:
+    """The results of a chunk of given transcripts enriched in a worker (driver side): each
+    scored here, or an error row (the worker's reason, or the pool's failure for all of them)."""
+    try:
+        out = fut.result()
+    except Exception as e:  # BrokenProcessPool, a result that could not be sent back, …
+        why = ("worker process died before this call finished; re-run to retry"
+               if isinstance(e, BrokenProcessPool) else "internal error in worker")
+        return [(item, error_result(item, f"{item.call.source_line or item.call.call_id}: {why} "
+                                          f"({type(e).__name__}: {e})", cfg)) for item, _, cfg in g.entries]
+    if worker_stats is not None:
+        worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
+    res = []
+    for (item, pack, cfg), tr in zip(g.entries, out["transcripts"]):
+        if isinstance(tr, str):
+            res.append((item, error_result(item, tr, cfg)))
+            continue
+        try:
+            res.append((item, score_transcript(item, tr, pack, cfg_hash=cfg)))
+        except QAError as e:
+            res.append((item, error_result(item, str(e), cfg)))
+    return res
 
 
 def result_from_worker(out: dict, j: _Job, store, asr_key: str, summary: BatchSummary,
