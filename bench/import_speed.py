@@ -66,8 +66,10 @@ def _no_transcriber():
     raise RuntimeError("transcripts input: no ASR")
 
 
-def import_file(path: Path, db: Path, packs) -> tuple[float, int]:
-    """Wall seconds and ok calls of importing ``path`` into a fresh SQLite file ``db``."""
+def import_file(path: Path, db: Path, packs, workers: int = 1,
+                stats: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and ok calls of importing ``path`` into a fresh SQLite file ``db``
+    (``workers`` > 1: ``run --workers N``, sentiment in the workers)."""
     from qa_inspect.batch.inputs import read_input
     from qa_inspect.batch.pipeline import run_batch
     from qa_inspect.store import open_store
@@ -75,20 +77,37 @@ def import_file(path: Path, db: Path, packs) -> tuple[float, int]:
     t0 = time.perf_counter()
     items = read_input(path, language="zh")
     with open_store(db) as store:
-        s = run_batch(items, packs, store, _no_transcriber, "none")
+        if workers > 1:
+            from qa_inspect.batch.pool import run_batch_parallel
+            from qa_inspect.speech.asr import ASRConfig
+
+            s = run_batch_parallel(items, packs, store, ASRConfig(language="zh"), workers, worker_stats=stats)
+        else:
+            s = run_batch(items, packs, store, _no_transcriber, "none")
     return time.perf_counter() - t0, s.ok
 
 
-def scale_child(path: str, db: str) -> None:
-    """One scaling run in this (fresh) process; prints one JSON line."""
+def scale_child(path: str, db: str, workers: str) -> None:
+    """One scaling run in this (fresh) process; prints one JSON line. One worker: the models
+    are loaded before the timing; several: they load in the workers, inside the wall time."""
     from qa_inspect.enrich.sentiment import get_scorer
 
     t0 = time.perf_counter()
     packs = _packs()
-    get_scorer().score(["好的谢谢", "我要投诉"], ["agent", "customer"])  # load every model
+    if int(workers) <= 1:
+        get_scorer().score(["好的谢谢", "我要投诉"], ["agent", "customer"])  # load every model
     load_s = time.perf_counter() - t0
-    wall, ok = import_file(Path(path), Path(db), packs)
-    print(json.dumps({"load_s": load_s, "wall_s": wall, "ok": ok, "rss_mb": _peak_rss_mb()}))
+    stats: dict = {}
+    c0 = _cpu_s()
+    wall, ok = import_file(Path(path), Path(db), packs, int(workers), stats)
+    rss = [_peak_rss_mb()] + sorted(stats.values())
+    print(json.dumps({"load_s": load_s, "wall_s": wall, "ok": ok, "rss_mb": rss, "cpu_s": _cpu_s() - c0}))
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers, once joined)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def ab(src: Path, n: int, as_is: bool, tmp: Path) -> list[str]:
@@ -146,7 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", default="1000,10000", help="comma-separated call counts for the scaling table")
     ap.add_argument("--ab", type=int, default=120, help="calls for the before/now A/B (0: skip)")
     ap.add_argument("--as-is", action="store_true", help="repeat calls verbatim (caches then hit)")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", default="1", help="comma-separated worker counts for the scaling table")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
         scale_child(*a.child)
@@ -161,21 +181,27 @@ def main(argv=None) -> int:
         tmp = Path(d)
         if a.ab:
             out += ab(src, a.ab, a.as_is, tmp)
-        rows = ["| calls | model load s | import wall s | calls/s (import) | µs per call | peak RSS MiB |",
-                "|---:|---:|---:|---:|---:|---:|"]
+        rows = ["| calls | workers | model load s (before timing) | import wall s | calls/s | "
+                "CPU ms per call | peak RSS MiB (driver; workers) |", "|---:|---:|---:|---:|---:|---:|---|"]
         for n in (int(x) for x in a.calls.split(",") if x.strip()):
             p = tmp / f"in-{n}.jsonl"
             make_input(src, n, p, a.as_is)
-            r = subprocess.run([sys.executable, __file__, "--child", str(p), str(tmp / f"s-{n}.db")],
-                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            if r.returncode:
-                print(r.stderr, file=sys.stderr)
-                return 1
-            j = json.loads(r.stdout.strip().splitlines()[-1])
-            rows.append(f"| {n:,} | {j['load_s']:.1f} | {j['wall_s']:.1f} | {j['ok'] / j['wall_s']:.1f} | "
-                        f"{1e6 * j['wall_s'] / j['ok']:,.0f} | {j['rss_mb']:.0f} |")
-            print(rows[-1], file=sys.stderr, flush=True)
-        out += ["", "Scaling, one process (fresh per row), sentiment as now:"] + rows
+            for w in (int(x) for x in a.workers.split(",") if x.strip()):
+                db = tmp / f"s-{n}-{w}.db"
+                r = subprocess.run([sys.executable, __file__, "--child", str(p), str(db), str(w)],
+                                   capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                db.unlink(missing_ok=True)
+                if r.returncode:
+                    print(r.stderr, file=sys.stderr)
+                    return 1
+                j = json.loads(r.stdout.strip().splitlines()[-1])
+                rss = j["rss_mb"]
+                rows.append(f"| {n:,} | {w} | {j['load_s']:.1f} | {j['wall_s']:.1f} | {j['ok'] / j['wall_s']:.1f} | "
+                            f"{1e3 * j['cpu_s'] / j['ok']:.1f} | {rss[0]:.0f}"
+                            + (f"; {', '.join(f'{x:.0f}' for x in rss[1:])}" if rss[1:] else "") + " |")
+                print(rows[-1], file=sys.stderr, flush=True)
+        out += ["", "Scaling, a fresh process per row, sentiment as now (wall includes the workers' "
+                    "start and model loads when workers > 1):"] + rows
     print("\n".join(out))
     return 0
 

@@ -117,9 +117,9 @@ class SnowNLPScorer:
     @cached_property
     def _fn(self):
         if not self.reference:
-            from qa_inspect.enrich.sentiment.snow import SnowSentiment
+            from qa_inspect.enrich.sentiment import snow
 
-            return SnowSentiment().score
+            return snow.shared().score
         try:
             from snownlp import SnowNLP
         except ImportError as e:
