@@ -1,7 +1,7 @@
 """Transcript import speed: rules + sentiment + score + store, the default configuration.
 
     .venv/bin/python bench/import_speed.py TRANSCRIPTS.jsonl [--calls 1000,10000] [--ab 120]
-        [--as-is] [--workers 1]
+        [--as-is] [--workers 1,2] [--backend combined|lexicon]
 
 TRANSCRIPTS.jsonl: e.g. the 339 MUSIED dev calls written by ``bench/musied_to_transcripts.py``.
 The calls are repeated up to N (new call ids); unless ``--as-is``, every utterance of a repeat
@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ab", type=int, default=120, help="calls for the before/now A/B (0: skip)")
     ap.add_argument("--as-is", action="store_true", help="repeat calls verbatim (caches then hit)")
     ap.add_argument("--workers", default="1", help="comma-separated worker counts for the scaling table")
+    ap.add_argument("--backend", default="", help="QA_INSPECT_SENTIMENT for the scaling runs (default: as set)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -181,6 +182,7 @@ def main(argv=None) -> int:
         tmp = Path(d)
         if a.ab:
             out += ab(src, a.ab, a.as_is, tmp)
+            print("\n".join(out), file=sys.stderr, flush=True)
         rows = ["| calls | workers | model load s (before timing) | import wall s | calls/s | "
                 "CPU ms per call | peak RSS MiB (driver; workers) |", "|---:|---:|---:|---:|---:|---:|---|"]
         for n in (int(x) for x in a.calls.split(",") if x.strip()):
@@ -188,8 +190,11 @@ def main(argv=None) -> int:
             make_input(src, n, p, a.as_is)
             for w in (int(x) for x in a.workers.split(",") if x.strip()):
                 db = tmp / f"s-{n}-{w}.db"
+                env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                if a.backend:
+                    env["QA_INSPECT_SENTIMENT"] = a.backend
                 r = subprocess.run([sys.executable, __file__, "--child", str(p), str(db), str(w)],
-                                   capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                   capture_output=True, text=True, env=env)
                 db.unlink(missing_ok=True)
                 if r.returncode:
                     print(r.stderr, file=sys.stderr)
@@ -200,8 +205,9 @@ def main(argv=None) -> int:
                             f"{1e3 * j['cpu_s'] / j['ok']:.1f} | {rss[0]:.0f}"
                             + (f"; {', '.join(f'{x:.0f}' for x in rss[1:])}" if rss[1:] else "") + " |")
                 print(rows[-1], file=sys.stderr, flush=True)
-        out += ["", "Scaling, a fresh process per row, sentiment as now (wall includes the workers' "
-                    "start and model loads when workers > 1):"] + rows
+        backend = a.backend or os.environ.get("QA_INSPECT_SENTIMENT", "combined")
+        out += ["", f"Scaling, a fresh process per row, sentiment backend {backend} (wall includes the "
+                    "workers' start and model loads when workers > 1):"] + rows
     print("\n".join(out))
     return 0
 
