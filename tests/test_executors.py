@@ -122,7 +122,7 @@ def test_worker_loads_whisper_on_its_first_audio_call_only(tmp_path):
     from qa_inspect.errors import QAError
 
     cfg = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh")
-    pool._init_worker(cfg, 30)
+    pool.init_worker(cfg)
     try:
         assert pool._TRANSCRIBER is None and pool._INIT_ERROR == ""  # nothing loaded yet
         for _ in range(2):  # the failure is kept: same error, one load attempt

@@ -199,24 +199,18 @@ def _explain_transcript(db, transcript_path, call_id, language):
     from qa_inspect.errors import InputError
 
     if db is not None:
-        import sqlite3
-
+        from qa_inspect.cli.common import close_quietly
         from qa_inspect.store import open_store
 
         if not call_id:
             raise InputError("--db needs --call ID")
-        if not Path(db).is_file():
+        if "://" not in db and not Path(db).exists():
             raise InputError("results database not found", db)
-        try:
-            store = open_store(db)
-        except sqlite3.Error as e:
-            raise InputError(f"cannot open results database ({e})", db)
+        store = open_store(db, readonly=True)  # a StoreError is a QAError: one line
         try:
             res = store.get_result(call_id)
-        except sqlite3.DatabaseError as e:
-            raise InputError(str(e), db)
         finally:
-            store.close()
+            close_quietly(store)
         if res is None:
             raise InputError(f"no call {call_id!r} in the results", db)
         if res.transcript is None:
@@ -234,11 +228,10 @@ def _explain_transcript(db, transcript_path, call_id, language):
     if len(found) > 1:
         ids = ", ".join(it.call.call_id for it in found[:8]) + (" …" if len(found) > 8 else "")
         raise InputError(f"{len(found)} calls, pick one with --call ({ids})", transcript_path)
-    from qa_inspect.enrich import enrich
-    from qa_inspect.enrich.talk import talk_metrics
+    from qa_inspect.enrich import call_metrics, enrich
 
     tr = enrich(found[0].transcript)
-    return tr, {**talk_metrics(tr), **tr.metrics}
+    return tr, call_metrics(tr)
 
 
 def _mmss(t) -> str:
@@ -350,7 +343,11 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
     unused = [k for k in label_items if k not in rule_ids]
     if unused:
         click.echo(f"note: label item(s) with no rule of that id, not scored: {', '.join(unused)}", err=True)
-    scores = evaluate_pack_against_labels(pack, transcripts, labels)
+    from qa_inspect.enrich import call_metrics, enrich
+
+    transcripts = [enrich(tr) for tr in transcripts]  # metric: rules (sentiment) need it
+    scores = evaluate_pack_against_labels(pack, transcripts, labels,
+                                          {tr.call_id: call_metrics(tr) for tr in transcripts})
     if not scores:
         _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
     if as_json:
