@@ -98,7 +98,8 @@ def test_given_transcripts_are_enriched_in_the_pool_like_in_process(root, sample
 
     monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")  # spawned workers inherit it
     monkeypatch.setattr(pool, "GIVEN_POOL_MIN", 4)  # the driver decides: 13 calls use the pool,
-    monkeypatch.setattr(pool, "GIVEN_CHUNK", 3)  # in 5 chunks, over both workers
+    monkeypatch.setattr(pool, "GIVEN_CHUNK", 3)  # in 5 chunks, over both workers,
+    monkeypatch.setattr(pool, "GIVEN_IN_FLIGHT", 1)  # 2 at a time: the others sent as these finish
     packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
     items = read_input(samples / "transcripts.jsonl")
     assert len(items) > 2 * pool.GIVEN_CHUNK and all(i.transcript is not None for i in items)

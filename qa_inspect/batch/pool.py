@@ -196,6 +196,7 @@ class _Given:
 # costs more than enriching in the driver. Chunks amortise the round trip.
 GIVEN_POOL_MIN = 200
 GIVEN_CHUNK = 16
+GIVEN_IN_FLIGHT = 3  # chunks per worker submitted ahead
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -263,21 +264,34 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=init_worker, initargs=(cfg_w, log_setup, None, enrich_cfg))
         futures: dict[Future, Job | _Given] = {}
+        pending: set[Future] = set()
+        more = iter(chunks)  # given transcripts: a bounded number of chunks in flight, so the
+        # driver does not hold every enriched transcript of a large input at once
+
+        def submit_chunk() -> None:
+            g = next(more, None)
+            if g is not None:
+                fut = pool.submit(_enrich_in_worker, [item.transcript for item, _, _ in g.entries])
+                futures[fut] = g
+                pending.add(fut)
+
         try:
             for j in jobs:
                 c = j.item.call
-                futures[pool.submit(transcribe_in_worker, c.call_id, c.path, c.channel_layout,
-                                    c.language or None)] = j
-            for g in chunks:
-                futures[pool.submit(_enrich_in_worker, [item.transcript for item, _, _ in g.entries])] = g
-            pending = set(futures)
+                fut = pool.submit(transcribe_in_worker, c.call_id, c.path, c.channel_layout, c.language or None)
+                futures[fut] = j
+                pending.add(fut)
+            for _ in range(GIVEN_IN_FLIGHT * n):
+                submit_chunk()
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                pending -= done
                 for fut in sorted(done, key=lambda f: futures[f].order):
-                    j = futures[fut]
+                    j = futures.pop(fut)
                     if isinstance(j, _Given):
                         for item, res in _given_results(fut, j, worker_stats):
                             finish(item, res)
+                        submit_chunk()
                     else:
                         finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
         finally:
