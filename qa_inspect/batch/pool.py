@@ -30,7 +30,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
+from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.batch.orphans import worker_process_setup
 from qa_inspect.batch.pipeline import BatchSummary, plan_item, process_item, run_batch
 from qa_inspect.batch.score import PackSet, asr_part, error_result, score_transcript, stage_key
 from qa_inspect.enrich import EnrichConfig, enrich
@@ -136,18 +138,27 @@ def _warm_up_enrich() -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _init_pool_worker(*args) -> None:
+    """Pool initializer: ``init_worker``, in a process that never outlives its driver and
+    leaves Ctrl-C to it (``batch.orphans``)."""
+    worker_process_setup()
+    init_worker(*args)
+
+
 def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
     """Decode + transcribe + enrich one file: ``raw`` (the ASR transcript) and ``transcript``
     (enriched). Never raises: failures come back as ``{"error": reason}``."""
     out: dict[str, Any] = {"pid": os.getpid()}
     try:
-        decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
-        transcriber = _transcriber()
-        t0 = time.perf_counter()
-        raw = transcriber.transcribe(call_id, decoded, layout, language)
-        asr_s = time.perf_counter() - t0
-        tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
-        out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
+        with call_budget(path or call_id):
+            decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
+            add_audio(decoded.duration)  # the call's time budget grows with its audio
+            transcriber = _transcriber()  # loaded by the worker's first audio call
+            t0 = time.perf_counter()
+            raw = transcriber.transcribe(call_id, decoded, layout, language)
+            asr_s = time.perf_counter() - t0
+            tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
+            out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
     except QAError as e:
         out["error"] = str(e)
     except Exception as e:  # one bad call must not stop the batch
@@ -157,18 +168,20 @@ def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | N
     return out
 
 
-def _enrich_in_worker(transcripts: list[Transcript]) -> dict:
-    """Enrich given transcripts (text metrics: sentiment) with the driver's configuration. Never
-    raises: each comes back as its enriched ``Transcript`` or as the error string of the call."""
+def _enrich_in_worker(entries: list[tuple[str, Transcript]]) -> dict:
+    """Enrich given transcripts (text metrics: sentiment) with the driver's configuration, each
+    within its call's time budget (``label``: what the budget's error names, as in process).
+    Never raises: each comes back as its enriched ``Transcript`` or the call's error string."""
     out: list[Transcript | str] = []
-    for tr in transcripts:
+    for label, tr in entries:
         try:
-            out.append(enrich(tr, cfg=_ENRICH))
-        except QAError as e:  # e.g. a sentiment backend without its local model
+            with call_budget(label):
+                out.append(enrich(tr, cfg=_ENRICH))
+        except QAError as e:  # the budget, or e.g. a sentiment backend without its local model
             out.append(str(e))
         except Exception as e:  # one bad call must not stop the batch
-            log.exception("enriching %s failed", tr.call_id)
-            out.append(f"{tr.call_id}: internal error ({type(e).__name__}: {e})")
+            log.error("enriching %s failed", tr.call_id, exc_info=True)
+            out.append(f"{label}: internal error ({type(e).__name__}: {e})")
     return {"pid": os.getpid(), "transcripts": out, "rss_mb": _peak_rss_mb()}
 
 
@@ -262,7 +275,8 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
         log.info("process pool: %d workers × %d CPU threads for %d call(s) to transcribe, %d given "
                  "transcript(s)", n, cfg_w.cpu_threads, len(jobs), len(given))
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(cfg_w, log_setup, None, enrich_cfg))
+                                   initializer=_init_pool_worker,
+                                   initargs=(cfg_w, log_setup, None, enrich_cfg))
         futures: dict[Future, Job | _Given] = {}
         pending: set[Future] = set()
         more = iter(chunks)  # given transcripts: a bounded number of chunks in flight, so the
@@ -271,7 +285,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
         def submit_chunk() -> None:
             g = next(more, None)
             if g is not None:
-                fut = pool.submit(_enrich_in_worker, [item.transcript for item, _, _ in g.entries])
+                fut = pool.submit(_enrich_in_worker, [(_label(item), item.transcript) for item, _, _ in g.entries])
                 futures[fut] = g
                 pending.add(fut)
 
@@ -294,6 +308,10 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
                         submit_chunk()
                     else:
                         finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): don't wait for the calls in flight
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -316,6 +334,11 @@ def finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
 
 def _no_transcriber():  # driver-handled items never need ASR
     raise RuntimeError("the driver does not transcribe in a parallel batch")
+
+
+def _label(item: WorkItem) -> str:
+    """What a call's error row names (as ``pipeline.process_item``)."""
+    return item.call.path or item.call.source_line or item.call.call_id
 
 
 def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force: bool,
@@ -393,8 +416,8 @@ def _given_results(fut: Future, g: _Given,
     except Exception as e:  # BrokenProcessPool, a result that could not be sent back, …
         why = ("worker process died before this call finished; re-run to retry"
                if isinstance(e, BrokenProcessPool) else "internal error in worker")
-        return [(item, error_result(item, f"{item.call.source_line or item.call.call_id}: {why} "
-                                          f"({type(e).__name__}: {e})", cfg)) for item, _, cfg in g.entries]
+        return [(item, error_result(item, f"{_label(item)}: {why} ({type(e).__name__}: {e})", cfg))
+                for item, _, cfg in g.entries]
     if worker_stats is not None:
         worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
     res = []
