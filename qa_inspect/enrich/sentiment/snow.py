@@ -95,7 +95,16 @@ class SnowSentiment:
         st = src.stat()
         path = (cache or _cache_dir() / "snownlp") / f"seg-{_FORMAT}-{st.st_size}-{int(st.st_mtime)}.npz"
         if not path.is_file():
-            _compile_segmenter(src, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            import fcntl  # one process compiles (~5 s, ~0.4 GB for a moment), the others wait for it
+
+            with open(path.parent / ".compile.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if not path.is_file():
+                        _compile_segmenter(src, path)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         with np.load(path, allow_pickle=False) as z:
             n = int(z["n"])
             uni = z["uni"].tolist()
