@@ -260,7 +260,7 @@ def test_fast_snownlp_tables_hold_every_ngrams_parts():
     s = snow.shared()
     n = s._n
     assert all(s._uni[k // n] > 0 and s._uni[k % n] > 0 for k in s._bi)
-    assert all(s._bi.get(k // n, 0) > 0 and s._bi.get(k % (n * n), 0) > 0 for k in s._tri)
+    assert all(s._bi.get(k // n, 0) > 0 and s._bi.get(k % (n * n), 0) > 0 for k in s._tri_keys)
 
 
 def test_model_parts_run_on_customer_utterances_and_describe_names_it():

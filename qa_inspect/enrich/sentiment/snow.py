@@ -1,4 +1,4 @@
-"""snownlp's sentiment, computed the same way, about 8x faster and in a tenth of the memory.
+"""snownlp's sentiment, computed the same way, about 8x faster and in a sixth of the memory.
 
 ``SnowNLP(text).sentiments`` segments the text with snownlp's character-based generative
 model (a trigram Viterbi over the tags b/m/e/s), drops stop words and runs its Naive Bayes.
@@ -9,8 +9,8 @@ Viterbi is written for clarity: every state copies its whole tag path at every c
 times per character: ~3 ms per utterance, the largest cost of importing transcripts.
 
 ``SnowSentiment`` reads the same packaged tables (never importing snownlp), keeps them as
-integer-keyed dictionaries (written once to a cache file beside the Whisper model, read in
-~0.5 s afterwards), and runs the same model with the same arithmetic in the same order: the
+integer-keyed dictionaries and, for the 928k trigrams, a sorted array (written once to a cache
+file beside the Whisper model, read in ~0.5 s afterwards; 64 MiB against ~410 MiB), and runs the same model with the same arithmetic in the same order: the
 lookups of a character are made once and reused, a transition whose context bigram was never
 seen skips the trigram lookup (its term is 0 there too: every n-gram's parts are in the tables,
 checked by the tests), and the paths are back-pointers. States are visited in snownlp's order
@@ -25,6 +25,8 @@ import marshal
 import os
 import re
 import threading
+from array import array
+from bisect import bisect_left
 from math import exp, log
 from pathlib import Path
 
@@ -119,7 +121,11 @@ class SnowSentiment:
                     self._bos = i
             self._ids = {c: tuple(v) for c, v in ids.items()}
             self._bi = dict(zip(z["bi_keys"].tolist(), z["bi_counts"].tolist()))
-            self._tri = dict(zip(z["tri_keys"].tolist(), z["tri_counts"].tolist()))
+            # the 928k trigrams as a sorted array searched with bisect: ~11 MiB instead of ~70 MiB
+            # as a dict (a few lookups per character need it: the others are skipped)
+            order = np.argsort(z["tri_keys"], kind="stable")
+            self._tri_keys = array("q", z["tri_keys"][order].tobytes())
+            self._tri_counts = array("q", z["tri_counts"][order].tobytes())
             self._uni_total = float(z["uni_total"])
             self._l1, self._l2, self._l3 = (float(x) for x in z["lambdas"])
         with open(pkg / "normal" / "stopwords.txt", encoding="utf-8") as f:  # snownlp.normal.stop
@@ -167,7 +173,13 @@ class SnowSentiment:
         tag in b, m, e, s order (just BOS for the first two characters). Here a state is a pair
         of tag indices, the order is explicit, and paths are back-pointers. An n-gram is looked
         up only where all its parts were seen (else its count is 0 in snownlp's tables too)."""
-        ids, uni, bi, tri, N = self._ids, self._uni, self._bi, self._tri, self._n
+        ids, uni, bi, N = self._ids, self._uni, self._bi, self._n
+        tri_keys, tri_counts, n_tri = self._tri_keys, self._tri_counts, len(self._tri_keys)
+
+        def tri(k: int) -> int:
+            i = bisect_left(tri_keys, k)
+            return tri_counts[i] if i < n_tri and tri_keys[i] == k else 0
+
         total, l1, l2, l3 = self._uni_total, self._l1, self._l2, self._l3
         unseen = (-1, -1, -1, -1)
         bos = self._bos
@@ -210,7 +222,7 @@ class SnowSentiment:
                         best_p, best_t1 = _NEG_INF, -1
                         for t1 in r1:
                             n = n12[t1][t2]
-                            tc = tri.get(prev2[t1] * N * N + k23, 0) if n and b else 0
+                            tc = tri(prev2[t1] * N * N + k23) if n and b else 0
                             p = score[t1][t2] + (log(base + float(l3 * tc) / n) if tc else lbase)
                             if best_t1 < 0 or p > best_p:
                                 best_p, best_t1 = p, t1
