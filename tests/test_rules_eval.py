@@ -186,7 +186,9 @@ def test_customer_service_pack_on_the_labelled_musied_calls(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["calls"] == 60
-    assert data["macro_f1"] >= 0.95  # 0.98 when written
+    # 0.98 when the pack was tuned on these 60 alone; since issue 16 it is tuned on 241 calls
+    # labelled by three people (bench/data), which costs a little on this reviewer's 60 (0.949)
+    assert data["macro_f1"] >= 0.94
 
 
 def test_cli_item_without_positives_says_so(tmp_path):
