@@ -29,6 +29,15 @@ class CallInput:
     channel_layout: str = "mono"
     language: str = ""
     source_line: str = ""  # "manifest.csv:7" — where this call came from, for error messages
+    # service fields (issue 15), all optional: "" / None = not given, and the KPIs that need
+    # them show "—". customer_id is the manifest's id, or "h:" + a keyed hash of a caller number
+    # (the number itself is never kept).
+    customer_id: str = ""
+    queue: str = ""  # skill group (技能组)
+    direction: str = ""  # inbound | outbound
+    disposition: str = ""  # wrap-up code (处理结果)
+    hold_s: float | None = None  # seconds on hold
+    wrap_s: float | None = None  # after-call work seconds (话后处理)
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,9 @@ class CallResult:
             "agent_name": self.call.agent_name, "team": self.call.team,
             "started_at": self.call.started_at, "path": self.call.path,
             "channel_layout": self.call.channel_layout, "language": self.call.language,
+            "customer_id": self.call.customer_id, "queue": self.call.queue,
+            "direction": self.call.direction, "disposition": self.call.disposition,
+            "hold_s": self.call.hold_s, "wrap_s": self.call.wrap_s,
             "status": self.status, "error": self.error,
             "score": sc.score if sc else None, "grade": sc.grade if sc else None,
             "fatal": sc.fatal if sc else False,
@@ -232,7 +244,10 @@ class CallResult:
                          agent_id=d.get("agent_id", ""), agent_name=d.get("agent_name", ""),
                          team=d.get("team", ""), started_at=d.get("started_at", ""),
                          channel_layout=d.get("channel_layout", "mono"),
-                         language=d.get("language", ""))
+                         language=d.get("language", ""), customer_id=d.get("customer_id") or "",
+                         queue=d.get("queue") or "", direction=d.get("direction") or "",
+                         disposition=d.get("disposition") or "", hold_s=d.get("hold_s"),
+                         wrap_s=d.get("wrap_s"))
         score = None
         if d.get("score") is not None:
             items = tuple(ScoreItem.from_dict(i) for i in d.get("score_breakdown") or ())

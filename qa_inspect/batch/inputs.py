@@ -9,6 +9,8 @@ Windows) are read; the encoding used is logged.
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -33,6 +35,78 @@ class WorkItem:
 
 MANIFEST_FIELDS = ("call_id", "path", "agent_id", "agent_name", "team", "started_at",
                    "channel_layout", "language")
+# optional service fields (issue 15); ``caller`` (a phone number) is kept only as a keyed hash
+SERVICE_FIELDS = ("customer_id", "caller", "queue", "direction", "disposition", "hold_s", "wrap_s")
+DIRECTIONS = {"inbound": "inbound", "in": "inbound", "呼入": "inbound",
+              "outbound": "outbound", "out": "outbound", "呼出": "outbound"}
+CUSTOMER_KEY_ENV = "QA_INSPECT_CUSTOMER_KEY"
+_MAX_SERVICE_S = 86_400.0  # a day: hold/wrap beyond it is a typo
+
+
+def customer_key(db: str | Path | None = None) -> bytes | None:
+    """The key that hashes caller numbers: ``$QA_INSPECT_CUSTOMER_KEY``, else a key file beside
+    a SQLite database (``qa.db.customer-key``, created once, mode 0600), else None. The same key
+    must be used every night, or the same caller gets a different id and repeat contacts vanish."""
+    env = os.environ.get(CUSTOMER_KEY_ENV, "")
+    if env:
+        return env.encode()
+    if db is None or str(db).startswith(("postgresql://", "postgres://")):
+        return None
+    s = str(db)[len("sqlite:///"):] if str(db).startswith("sqlite:///") else str(db)
+    kf = Path(s + ".customer-key")
+    if not kf.exists():
+        kf.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(kf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex())
+    return kf.read_text().strip().encode()
+
+
+def hash_caller(number: str, key: bytes) -> str:
+    """``h:`` + HMAC-SHA256 of the caller number's digits (so 138-0013-8000 and 13800138000 match)."""
+    digits = "".join(ch for ch in number if ch.isdigit()) or number.strip()
+    return "h:" + hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _service_seconds(v: Any, name: str, problems: list[str]) -> float | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        x = float(v)
+    except (TypeError, ValueError):
+        problems.append(f"{name} {v!r} 不是秒数 / is not a number of seconds")
+        return None
+    if not math.isfinite(x) or x < 0 or x > _MAX_SERVICE_S:
+        problems.append(f"{name} {v!r} 必须在 0 到 86400 秒之间 / must be 0..86400 seconds")
+        return None
+    return x
+
+
+def service_fields(row: dict[str, Any], key: Any) -> tuple[dict[str, Any], list[str]]:
+    """The optional service fields of a manifest row / transcript line, and what is wrong with them."""
+    problems: list[str] = []
+    cust = str(row.get("customer_id") or "").strip()
+    caller = str(row.get("caller") or "").strip()
+    if caller and not cust:
+        key = key() if callable(key) else key  # the key file is made only when a caller needs it
+        if key is None:
+            problems.append(f"caller given but no key to hash it: set {CUSTOMER_KEY_ENV}")
+        else:
+            cust = hash_caller(caller, key)
+    direction = str(row.get("direction") or "").strip()
+    if direction:
+        if direction.lower() not in DIRECTIONS:
+            problems.append(f"direction {direction!r} is not one of inbound, outbound (呼入, 呼出)")
+            direction = ""
+        else:
+            direction = DIRECTIONS[direction.lower()]
+    out = {"customer_id": cust, "queue": str(row.get("queue") or "").strip(), "direction": direction,
+           "disposition": str(row.get("disposition") or "").strip(),
+           "hold_s": _service_seconds(row.get("hold_s"), "hold_s", problems),
+           "wrap_s": _service_seconds(row.get("wrap_s"), "wrap_s", problems)}
+    return out, problems
 
 
 @dataclass(frozen=True)
@@ -142,8 +216,9 @@ def _has_surrogates(s: str) -> bool:
 # --- manifest rows ------------------------------------------------------------------------
 
 def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout: str,
-                       language: str) -> WorkItem:
-    unknown = set(row) - set(MANIFEST_FIELDS) - {None}
+                       language: str, key: Any = None) -> WorkItem:
+    unknown = set(row) - set(MANIFEST_FIELDS) - set(SERVICE_FIELDS) - {None}
+    service, problems = service_fields(row, key)
     cid = str(row.get("call_id") or "").strip()
     path = str(row.get("path") or "").strip()
     # stored absolute, so reports, the gallery and the workspace find the audio from any folder
@@ -151,8 +226,7 @@ def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout
                      agent_id=str(row.get("agent_id") or ""), agent_name=str(row.get("agent_name") or ""),
                      team=str(row.get("team") or ""), started_at=str(row.get("started_at") or ""),
                      channel_layout=str(row.get("channel_layout") or default_layout),
-                     language=str(row.get("language") or language), source_line=src)
-    problems = []
+                     language=str(row.get("language") or language), source_line=src, **service)
     if not cid:
         problems.append("missing call_id")
     if not path:
@@ -176,7 +250,7 @@ def _bad(p: Path, n: int, reason: str) -> WorkItem:
 
 
 def _read_csv(p: Path, enc: str, limits: InputLimits, default_layout: str,
-              language: str) -> list[WorkItem]:
+              language: str, key: Any = None) -> list[WorkItem]:
     items: list[WorkItem] = []
     too_long: dict[int, int] = {}
     with open(p, "rb") as fh:
@@ -223,7 +297,7 @@ def _read_csv(p: Path, enc: str, limits: InputLimits, default_layout: str,
                                         "file as UTF-8 or GBK"))
                 continue
             items.append(_from_manifest_row(dict(zip(header, row)), p.parent, f"{p}:{n}",
-                                            default_layout, language))
+                                            default_layout, language, key))
     return items
 
 
@@ -267,17 +341,21 @@ def _seconds(v: Any, what: str) -> float | None:
     return float(v)
 
 
-def _transcript_line(d: Any, src: str, language: str, limits: InputLimits) -> WorkItem:
+def _transcript_line(d: Any, src: str, language: str, limits: InputLimits,
+                     key: bytes | None = None) -> WorkItem:
     if not isinstance(d, dict):
         raise InputError("line is not a JSON object", src)
     cid = str(d.get("call_id") or "").strip()
     if not cid:
         raise InputError("missing call_id", src)
     lang = str(d.get("language") or language)
+    service, problems = service_fields(d, key)
     call = CallInput(call_id=cid, agent_id=str(d.get("agent_id") or ""),
                      agent_name=str(d.get("agent_name") or ""), team=str(d.get("team") or ""),
                      started_at=str(d.get("started_at") or ""), channel_layout="mono",
-                     language=lang, source_line=src)
+                     language=lang, source_line=src, **service)
+    if problems:
+        return WorkItem(call=call, error=f"{src}: " + "; ".join(problems))
     turns = d.get("turns")
     if not isinstance(turns, list) or not turns:
         return WorkItem(call=call, error=f"{src}: 'turns' must be a non-empty list")
@@ -306,7 +384,7 @@ def _transcript_line(d: Any, src: str, language: str, limits: InputLimits) -> Wo
 
 
 def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
-                language: str) -> list[WorkItem]:
+                language: str, key: Any = None) -> list[WorkItem]:
     items: list[WorkItem] = []
     with open(p, "rb") as fh:
         for n, raw, size in _bounded_lines(fh, limits.max_line_bytes):
@@ -347,13 +425,13 @@ def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
                 continue
             try:
                 if isinstance(d, dict) and "turns" in d:
-                    items.append(_transcript_line(d, src, language, limits))
+                    items.append(_transcript_line(d, src, language, limits, key))
                 elif isinstance(d, dict):
                     big = max((len(str(v)) for v in d.values()), default=0)
                     if big > limits.max_cell_chars:
                         raise InputError(f"单元格过长 / field too long: {big:,} characters, the limit is "
                                          f"{limits.max_cell_chars:,} ({limits.env('max_cell_chars')})", src)
-                    items.append(_from_manifest_row(d, p.parent, src, default_layout, language))
+                    items.append(_from_manifest_row(d, p.parent, src, default_layout, language, key))
                 else:
                     raise InputError("line is not a JSON object", src)
             except InputError as e:
@@ -362,8 +440,11 @@ def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
 
 
 def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
-               language: str = "zh", limits: InputLimits | None = None) -> list[WorkItem]:
-    """Work items in input order; duplicate call_ids after the first become error items."""
+               language: str = "zh", limits: InputLimits | None = None,
+               customer_key: Any = None) -> list[WorkItem]:
+    """Work items in input order; duplicate call_ids after the first become error items.
+    ``customer_key`` (bytes, or a callable giving them when first needed) hashes a ``caller``
+    column (default: ``$QA_INSPECT_CUSTOMER_KEY``)."""
     p = Path(path)
     if not p.exists():
         raise InputError("input not found", str(p))
@@ -379,7 +460,9 @@ def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
         log.info("%s: read as %s", p, {"utf-8-sig": "UTF-8 (with BOM)", "utf-8": "UTF-8",
                                        "gb18030": "GB18030 (GBK)"}[enc])
         read = _read_csv if p.suffix.lower() == ".csv" else _read_jsonl
-        items = read(p, enc, limits, default_layout, language)
+        key = customer_key if customer_key is not None else (
+            os.environ[CUSTOMER_KEY_ENV].encode() if os.environ.get(CUSTOMER_KEY_ENV) else None)
+        items = read(p, enc, limits, default_layout, language, key)
     elif p.suffix.lower() in SUPPORTED_SUFFIXES:
         items.append(WorkItem(CallInput(call_id=p.stem, path=str(p.absolute()), channel_layout=default_layout,
                                         language=language, source_line=str(p))))

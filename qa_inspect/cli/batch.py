@@ -72,7 +72,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
 
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
-    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.inputs import customer_key, read_input
     from qa_inspect.batch.pipeline import results_for, run_batch
     from qa_inspect.reports.batch import write_batch_report
     from qa_inspect.store import open_store
@@ -88,7 +88,8 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         packs = load_packs(rules_paths, scorecard_paths, config=conf)
         ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
         items = _without_pack_as_errors(
-            read_input(input_path, default_layout=layout, language=language or packs.language), packs)
+            read_input(input_path, default_layout=layout, language=language or packs.language,
+                       customer_key=lambda: customer_key(db)), packs)
     except QAError as e:
         _fail(e)
     cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from qa_inspect.records import CallResult, Transcript
+from qa_inspect.store.kpi_sql import fact_rows
 
 try:  # orjson: 5-10x faster JSON both ways, what makes bulk re-scoring fast (optional)
     import orjson
@@ -31,7 +32,9 @@ except ImportError:  # pragma: no cover - orjson is a dependency; stay usable wi
 
     loads = json.loads
 
-# (call_id, agent_id, started_at, status, score, config_hash, record JSON, updated_at)
+# (call_id, agent_id, started_at, status, score, config_hash, record JSON, updated_at, facts)
+# facts: the call's ``call_facts`` and ``call_hits`` rows (``kpi_sql.fact_rows``); a row of the
+# first eight only (older callers) has them computed from the record JSON when written
 ResultRow = tuple
 
 
@@ -39,7 +42,13 @@ def result_row(result: CallResult, record: dict | None = None) -> ResultRow:
     """The ``results`` row of a call; ``record`` is ``result.to_dict()`` when already built."""
     r = record if record is not None else result.to_dict()
     return (r["call_id"], r["agent_id"], r["started_at"], r["status"], r["score"],
-            result.config_hash, dumps(r), time.time())
+            result.config_hash, dumps(r), time.time(), fact_rows(r))
+
+
+def split_rows(rows: Sequence[ResultRow]) -> tuple[list[tuple], list[tuple]]:
+    """``(results rows, facts)`` of rows made by ``result_row`` (or their first eight fields)."""
+    return ([tuple(r[:8]) for r in rows],
+            [r[8] if len(r) > 8 else fact_rows(loads(r[6])) for r in rows])
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (

@@ -20,7 +20,8 @@ from typing import Iterator, Sequence
 
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
-from qa_inspect.store.base import ResultRow, SQLStoreBase, dumps, loads
+from qa_inspect.store.base import ResultRow, SQLStoreBase, dumps, loads, split_rows
+from qa_inspect.store.kpi_sql import POSTGRES_SCHEMA as KPI_SCHEMA, KpiSQL
 from qa_inspect.store.errors import StoreError, mask_secret, redact_url, wrap_driver_errors
 from qa_inspect.store.workflow_sql import POSTGRES_SCHEMA as WORKFLOW_SCHEMA, WorkflowSQL
 
@@ -77,7 +78,7 @@ def _translate(store: "PostgresStore", e: BaseException) -> StoreError:
 
 
 @wrap_driver_errors(_DRIVER_ERRORS, _translate)
-class PostgresStore(SQLStoreBase, WorkflowSQL):
+class PostgresStore(SQLStoreBase, WorkflowSQL, KpiSQL):
     P = "%s"  # psycopg's placeholder (the shared queries are written with ?)
     _SEQ = "seq"  # the workflow's "written last" order (SQLite: rowid)
     _RESEQ = ("qc_reviews", "qc_review_items")  # tables whose upsert takes a new seq
@@ -98,8 +99,11 @@ class PostgresStore(SQLStoreBase, WorkflowSQL):
                              "检查主机、端口、数据库名、用户名和密码", redact_url(url)) from None
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for stmt in filter(str.strip, (SCHEMA + WORKFLOW_SCHEMA).split(";")):
+            new_facts = self.db.execute("SELECT to_regclass('call_facts')").fetchone()[0] is None
+            for stmt in filter(str.strip, (SCHEMA + WORKFLOW_SCHEMA + KPI_SCHEMA).split(";")):
                 self.db.execute(stmt)
+        if new_facts:  # a database from before the KPI tables: index its stored calls once
+            self.backfill_facts(loads)
 
     def _tx(self):
         return self.db.transaction()
@@ -124,8 +128,10 @@ class PostgresStore(SQLStoreBase, WorkflowSQL):
         """Rows made by ``store.result_row``, in one transaction (all stored, or none)."""
         if not rows:
             return
+        results, facts = split_rows(rows)
         with self.db.transaction(), self.db.cursor() as cur:
-            cur.executemany(_UPSERT, rows)
+            cur.executemany(_UPSERT, results)
+            self._put_facts(facts)
 
     def results(self, batch: int = 500) -> Iterator[CallResult]:
         """Every stored result in report order (started_at, call_id), read ``batch`` at a time."""
@@ -170,4 +176,4 @@ class PostgresStore(SQLStoreBase, WorkflowSQL):
     def truncate(self) -> None:
         """Empty the results and transcripts (benchmarks, tests)."""
         with self.db.transaction():
-            self.db.execute("TRUNCATE results, transcripts")
+            self.db.execute("TRUNCATE results, transcripts, call_facts, call_hits")

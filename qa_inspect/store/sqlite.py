@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from qa_inspect.records import CallResult, Transcript
-from qa_inspect.store.base import SCHEMA, ResultRow, SQLStoreBase, dumps, loads
+from qa_inspect.store.base import SCHEMA, ResultRow, SQLStoreBase, dumps, loads, split_rows
+from qa_inspect.store.kpi_sql import SQLITE_SCHEMA as KPI_SCHEMA, KpiSQL
 from qa_inspect.store.errors import StoreError, wrap_driver_errors
 from qa_inspect.store.workflow_sql import SQLITE_SCHEMA as WORKFLOW_SCHEMA, WorkflowSQL
 
@@ -142,7 +143,7 @@ def _quick_check(path: Path) -> None:
 
 
 @wrap_driver_errors((sqlite3.Error,), _translate)
-class SQLiteStore(SQLStoreBase, WorkflowSQL):
+class SQLiteStore(SQLStoreBase, WorkflowSQL, KpiSQL):
     """``readonly``: the caller only reads (reports, export): the file must exist, and a
     read-only file is opened read-only instead of refused (a writable one opens as usual).
     ``check``: run ``PRAGMA quick_check`` first (a full read; once per file per process)."""
@@ -163,7 +164,10 @@ class SQLiteStore(SQLStoreBase, WorkflowSQL):
         self.db = sqlite3.connect(str(self.path), timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA + WORKFLOW_SCHEMA + VECTOR_SCHEMA)
+        new_facts = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='call_facts'").fetchone()
+        self.db.executescript(SCHEMA + WORKFLOW_SCHEMA + VECTOR_SCHEMA + KPI_SCHEMA)
+        if new_facts:  # a database from before the KPI tables: index its stored calls once
+            self.backfill_facts(loads)
 
     def _tx(self):
         return self.db  # sqlite3's connection context manager: commit, or roll back on error
@@ -178,8 +182,10 @@ class SQLiteStore(SQLStoreBase, WorkflowSQL):
 
     def put_rows(self, rows: Sequence[ResultRow]) -> None:
         """Rows made by ``result_row``, in one transaction (all stored, or none)."""
+        results, facts = split_rows(rows)
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", results)
+            self._put_facts(facts)
 
     def results(self) -> Iterator[CallResult]:
         for (rec,) in self.db.execute("SELECT record FROM results ORDER BY started_at, call_id"):
