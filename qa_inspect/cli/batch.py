@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -156,7 +157,8 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                                     on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
         results = results_for(store, (it.call.call_id for it in items))
         zh = ropts["lang"] == "zh"
-        html = write_batch_report(results, Path(out), **ropts, summary={
+        tickets = _complaint_tickets(store, results, ropts)
+        html = write_batch_report(results, Path(out), **ropts, tickets=tickets, summary={
             "规则包" if zh else "rule packs": packs.describe(),
             "已处理过（跳过）" if zh else "skipped (already done)": summary.skipped,
             "耗时" if zh else "wall time": f"{summary.wall_s:.1f} s",
@@ -186,6 +188,21 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _complaint_tickets(store, results, ropts) -> list[dict]:
+    """Open or attach complaint tickets for this run's calls (issue 15); the open tickets as
+    report rows, overdue first."""
+    from qa_inspect.workflow.complaints import STATUS_LABELS, fmt_late, list_tickets, process_calls
+
+    opened, attached = process_calls(store, results, alert_policies=ropts["alert_policies"])
+    if opened or attached:
+        click.echo(f"投诉工单 / complaint tickets: {opened} opened, {attached} repeat call(s) attached")
+    now = time.time()
+    return [{"id": t.ticket_id, "grade": t.grade, "status": STATUS_LABELS.get(t.status, t.status),
+             "customer": t.customer[:18], "opened_at": t.opened_at, "owner": t.owner or "—",
+             "late": "，".join(f"{c}超 {fmt_late(s)}" for c, s in t.overdue(now))}
+            for t in list_tickets(store, now=now) if t.status != "closed"]
 
 
 def _alert_line(results, ropts) -> str:

@@ -289,15 +289,20 @@ def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TIT
                       generated_at: datetime | None = None,
                       alert_policies: Mapping[str, AlertPolicy] | None = None,
                       lang: str = "zh", tz: str = DEFAULT_TZ,
-                      rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> str:
+                      rule_descriptions: Mapping[tuple[str, str], str] | None = None,
+                      tickets: Sequence[Mapping[str, Any]] = ()) -> str:
     """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
     pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
-    ``tz``: the team's time zone (the page's times are shown there)."""
+    ``tz``: the team's time zone (the page's times are shown there). ``tickets``: open
+    complaint tickets as display rows (id, grade, status, customer, opened_at, owner, late),
+    overdue first — listed above the alerts (issue 15)."""
     with use_lang(lang, tz):  # labels and times built in the views in the page's language and zone
-        return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions)
+        return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions,
+                       tickets)
 
 
-def _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions) -> str:
+def _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions,
+            tickets=()) -> str:
     views = [_call_view(i, r, rule_descriptions) for i, r in enumerate(results)]
     errors = [v for v in views if v.status == "error"]
     calls = sorted((v for v in views if v.status != "error"),
@@ -312,7 +317,7 @@ def _render(results, title, summary, generated_at, alert_policies, lang, tz, rul
         title=tr(title), generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
         alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
         alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
-        calls=calls, errors=errors,
+        calls=calls, errors=errors, tickets=list(tickets),
     )
 
 
@@ -343,7 +348,8 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
                        summary: Mapping[str, Any] | None = None,
                        alert_policies: Mapping[str, AlertPolicy] | None = None,
                        lang: str = "zh", tz: str = DEFAULT_TZ,
-                       rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> Path:
+                       rule_descriptions: Mapping[tuple[str, str], str] | None = None,
+                       tickets: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
     (see ``qa_inspect.reports.alerts``); return the HTML path.
 
@@ -355,7 +361,7 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
     html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
 
     html = render_batch_html(results, title=title, summary=summary, alert_policies=alert_policies,
-                             lang=lang, tz=tz, rule_descriptions=rule_descriptions)
+                             lang=lang, tz=tz, rule_descriptions=rule_descriptions, tickets=tickets)
     write_text(html_path, html)
 
     rows = _csv_rows(results)

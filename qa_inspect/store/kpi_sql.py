@@ -104,6 +104,8 @@ def fact_rows(record: dict[str, Any]) -> tuple[tuple, list[tuple[str, str]]]:
     return row, hits
 
 
+# the rules whose hit makes a call a complaint: customer_service_zh's and telecom_zh's
+COMPLAINT_RULES = ("customer_complaint", "complaint_intent")
 KPI_KEYS = {"agent": "agent_id", "team": "team", "queue": "queue"}
 KPI_PERIODS = {"day": "day", "week": "week", "month": "month"}
 KPI_COLS = ("key", "period", "calls", "aht_s", "hold_share", "silence_share", "talk_ratio", "interruptions",
@@ -148,11 +150,13 @@ class KpiSQL:
                 self._put_facts([fact_rows(loads(r[0])) for r in rows])
         return len(missing)
 
-    def kpi_rows(self, by: str, period: str, *, complaint_rule: str = "customer_complaint",
+    def kpi_rows(self, by: str, period: str, *, complaint_rules: Sequence[str] = COMPLAINT_RULES,
                  repeat_days: float = 7.0, pass_mark: float = 60.0) -> list[tuple]:
         """One row (``KPI_COLS``) per (agent|team|queue, day|week|month) over the ok calls, period
-        order. Rates are 0..1; None where no call of the group carries what the figure needs."""
+        order. Rates are 0..1; None where no call of the group carries what the figure needs.
+        A call is a complaint when one of ``complaint_rules`` hit in it."""
         key, per = KPI_KEYS[by], KPI_PERIODS[period]
+        rules = tuple(complaint_rules) or ("",)
         sql = f"""
 SELECT f.{key}, f.{per}, COUNT(*),
   AVG(CASE WHEN f.talk_s IS NOT NULL THEN f.talk_s + COALESCE(f.hold_s, 0) + COALESCE(f.wrap_s, 0) END),
@@ -160,7 +164,7 @@ SELECT f.{key}, f.{per}, COUNT(*),
                              THEN f.talk_s + f.hold_s + COALESCE(f.wrap_s, 0) END), 0),
   AVG(f.silence_share), AVG(f.talk_ratio), AVG(f.interruptions), AVG(f.score),
   AVG(CASE WHEN f.score IS NULL THEN NULL WHEN f.score >= ? AND f.fatal = 0 THEN 1.0 ELSE 0.0 END),
-  AVG(CASE WHEN EXISTS (SELECT 1 FROM call_hits h WHERE h.call_id = f.call_id AND h.rule_id = ?)
+  AVG(CASE WHEN EXISTS (SELECT 1 FROM call_hits h WHERE h.call_id = f.call_id AND h.rule_id IN ({','.join('?' * len(rules))}))
       THEN 1.0 ELSE 0.0 END),
   AVG(f.sentiment_end),
   AVG(CASE WHEN f.customer = '' OR f.ts IS NULL THEN NULL
@@ -169,7 +173,7 @@ SELECT f.{key}, f.{per}, COUNT(*),
   SUM(CASE WHEN f.customer = '' OR f.ts IS NULL THEN 0 ELSE 1 END)
 FROM call_facts f WHERE f.status = 'ok'
 GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
-        return self._all(sql, (pass_mark, complaint_rule, repeat_days * 86400.0))
+        return self._all(sql, (pass_mark, *rules, repeat_days * 86400.0))
 
     # --- complaint tickets -----------------------------------------------------------------
     def open_ticket_for(self, customer: str, issue: str, since_ts: float) -> int | None:
