@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS complaint_calls (
     call_id {c} PRIMARY KEY, ticket_id INTEGER NOT NULL, call_ts {real}
 );
 CREATE TABLE IF NOT EXISTS complaint_events (
-    ticket_id INTEGER NOT NULL, step TEXT NOT NULL, actor TEXT NOT NULL, at_ts {real} NOT NULL, note {text}
+    event_id {serial}, ticket_id INTEGER NOT NULL, step TEXT NOT NULL, actor TEXT NOT NULL, at_ts {real} NOT NULL, note {text}
 );
 CREATE INDEX IF NOT EXISTS complaint_events_ticket ON complaint_events(ticket_id);
 """
@@ -173,7 +173,9 @@ SELECT f.{key}, f.{per}, COUNT(*),
   SUM(CASE WHEN f.customer = '' OR f.ts IS NULL THEN 0 ELSE 1 END)
 FROM call_facts f WHERE f.status = 'ok'
 GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
-        return self._all(sql, (pass_mark, *rules, repeat_days * 86400.0))
+        # PostgreSQL averages 1.0/0.0 literals as NUMERIC: give every figure back as a float
+        return [(k, p, int(n), *(None if v is None else float(v) for v in rest[:-1]), int(rest[-1] or 0))
+                for k, p, n, *rest in self._all(sql, (pass_mark, *rules, repeat_days * 86400.0))]
 
     # --- complaint tickets -----------------------------------------------------------------
     def open_ticket_for(self, customer: str, issue: str, since_ts: float) -> int | None:
@@ -196,7 +198,7 @@ GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
             tid = int(row[0])
             self.db.execute(self._q("INSERT INTO complaint_calls (call_id, ticket_id, call_ts) VALUES (?,?,?)"),
                             (t["first_call_id"], tid, call_ts))
-            self.db.execute(self._q("INSERT INTO complaint_events VALUES (?,?,?,?,?)"),
+            self.db.execute(self._q("INSERT INTO complaint_events (ticket_id, step, actor, at_ts, note) VALUES (?,?,?,?,?)"),
                             (tid, "opened", actor, now_ts, f"call {t['first_call_id']}"))
         return tid
 
@@ -208,7 +210,7 @@ GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
                             (call_id, ticket_id, call_ts))
             if grade is not None:
                 self.db.execute(self._q("UPDATE complaint_tickets SET grade=? WHERE ticket_id=?"), (grade, ticket_id))
-            self.db.execute(self._q("INSERT INTO complaint_events VALUES (?,?,?,?,?)"),
+            self.db.execute(self._q("INSERT INTO complaint_events (ticket_id, step, actor, at_ts, note) VALUES (?,?,?,?,?)"),
                             (ticket_id, "attached", actor, now_ts, f"call {call_id}"))
 
     def ticket_step(self, ticket_id: int, step: str, actor: str, now_ts: float, note: str,
@@ -218,7 +220,7 @@ GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
             if sets:
                 self.db.execute(self._q(f"UPDATE complaint_tickets SET {', '.join(c + '=?' for c in sets)} "
                                         "WHERE ticket_id=?"), (*sets.values(), ticket_id))
-            self.db.execute(self._q("INSERT INTO complaint_events VALUES (?,?,?,?,?)"),
+            self.db.execute(self._q("INSERT INTO complaint_events (ticket_id, step, actor, at_ts, note) VALUES (?,?,?,?,?)"),
                             (ticket_id, step, actor, now_ts, note))
 
     def ticket_rows(self, ticket_id: int | None = None) -> list[tuple]:
@@ -233,9 +235,9 @@ GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
                                         "ORDER BY call_ts, call_id", (ticket_id,))]
 
     def ticket_events(self, ticket_id: int) -> list[tuple]:
-        """``EVENT_COLS`` of a ticket, in the order they happened."""
+        """``EVENT_COLS`` of a ticket, in the order they were recorded."""
         return self._all("SELECT ticket_id, step, actor, at_ts, note FROM complaint_events WHERE ticket_id=? "
-                         "ORDER BY at_ts", (ticket_id,))
+                         "ORDER BY event_id", (ticket_id,))
 
     def call_facts_row(self, call_id: str) -> tuple | None:
         return self._one(f"SELECT {', '.join(FACT_COLS)} FROM call_facts WHERE call_id=?", (call_id,))
