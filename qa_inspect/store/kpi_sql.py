@@ -99,9 +99,12 @@ def fact_rows(record: dict[str, Any]) -> tuple[tuple, list[tuple[str, str]]]:
            t.timestamp() if t else None, day, week, month, _num(record.get("score")),
            1 if record.get("fatal") else 0, talk, _num(record.get("hold_s")), _num(record.get("wrap_s")),
            _num(m.get("silence_share")), _num(m.get("talk_ratio")), inter, _num(m.get("customer_sentiment_end")))
-    hits = sorted({(cid, r["rule_id"]) for r in record.get("rules") or ()
-                   if r.get("matched") and r.get("kind") == "risk"})
-    return row, hits
+    hits = set()
+    for r in record.get("rules") or ():  # dicts, or RuleResult objects (re-scoring's fast record)
+        rd = r if isinstance(r, dict) else {k: getattr(r, k, None) for k in ("rule_id", "matched", "kind")}
+        if rd.get("matched") and rd.get("kind") == "risk":
+            hits.add((cid, rd["rule_id"]))
+    return row, sorted(hits)
 
 
 # the rules whose hit makes a call a complaint: customer_service_zh's and telecom_zh's
