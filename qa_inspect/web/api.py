@@ -88,19 +88,19 @@ def calls(request: Request, user: User = Depends(current_user)):
     authorize(user, "calls.read")
     request.app.state.pool.sync()
     page, per = page_args(request)
-    return W.search_calls(request.state.store, filters_from(request, user), page, per)
+    return W.search_calls(request.app.state.pool.get(), filters_from(request, user), page, per)
 
 
 @router.get("/queue")
 def my_queue(request: Request, user: User = Depends(current_user)):
     authorize(user, "review.save")
     request.app.state.pool.sync()
-    return {"calls": W.queue(request.state.store, user.name)}
+    return {"calls": W.queue(request.app.state.pool.get(), user.name)}
 
 
 @router.get("/calls/{call_id}")
 def call(call_id: str, request: Request, user: User = Depends(current_user)):
-    store = request.state.store
+    store = request.app.state.pool.get()
     authorize(user, "calls.read", owner=W.call_owner(store, call_id))
     return W.call_view(store, call_id, redact=user.role == "agent")
 
@@ -108,7 +108,7 @@ def call(call_id: str, request: Request, user: User = Depends(current_user)):
 @router.post("/calls/{call_id}/review")
 def review(call_id: str, body: ReviewIn, request: Request, user: User = Depends(writer)):
     authorize(user, "review.save")
-    store = request.state.store
+    store = request.app.state.pool.get()
     view = W.save_review(store, call_id, user.name, body.items, version=body.version,
                          manual_score=body.manual_score, comment=body.comment, notes=body.notes)
     q = [c["call_id"] for c in W.queue(store, user.name) if c["call_id"] != call_id]
@@ -118,7 +118,7 @@ def review(call_id: str, body: ReviewIn, request: Request, user: User = Depends(
 
 @router.post("/calls/{call_id}/appeals")
 def appeal(call_id: str, body: AppealIn, request: Request, user: User = Depends(writer)):
-    store = request.state.store
+    store = request.app.state.pool.get()
     authorize(user, "appeal.open", owner=W.call_owner(store, call_id))
     cfg = request.app.state.appeal
     return W.open_appeal(store, call_id, user.name, body.items, body.reason,
@@ -128,12 +128,12 @@ def appeal(call_id: str, body: AppealIn, request: Request, user: User = Depends(
 @router.get("/appeals")
 def appeals(request: Request, user: User = Depends(current_user)):
     authorize(user, "appeal.read")
-    return {"appeals": W.list_open_appeals(request.state.store, user.agent_id if user.role == "agent" else None)}
+    return {"appeals": W.list_open_appeals(request.app.state.pool.get(), user.agent_id if user.role == "agent" else None)}
 
 
 @router.get("/appeals/{appeal_id}")
 def get_appeal(appeal_id: int, request: Request, user: User = Depends(current_user)):
-    store = request.state.store
+    store = request.app.state.pool.get()
     a = W.get_appeal(store, appeal_id)
     authorize(user, "appeal.read", owner=W.call_owner(store, a["call_id"]))
     return a
@@ -142,14 +142,14 @@ def get_appeal(appeal_id: int, request: Request, user: User = Depends(current_us
 @router.post("/appeals/{appeal_id}/decision")
 def decision(appeal_id: int, body: DecisionIn, request: Request, user: User = Depends(writer)):
     authorize(user, "appeal.decide")
-    return W.decide(request.state.store, appeal_id, user.name, body.upheld, score=body.score, comment=body.comment)
+    return W.decide(request.app.state.pool.get(), appeal_id, user.name, body.upheld, score=body.score, comment=body.comment)
 
 
 @router.get("/audio/{call_id}")
 def audio(call_id: str, request: Request, user: User = Depends(current_user)):
     """The call's recording, with HTTP Range (seeking). Only the path the database registers
     for the call is ever opened; the request names a call, never a file."""
-    store = request.state.store
+    store = request.app.state.pool.get()
     authorize(user, "audio", owner=W.call_owner(store, call_id))
     p = Path(W.audio_path(store, call_id))
     if not p.is_absolute():

@@ -126,9 +126,9 @@ def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = "
 
 def current_user(request: Request) -> accounts.User:
     """The user behind the request: a bearer token, else the session cookie; ``NeedLogin``
-    otherwise. Sets ``request.state`` (user, session, lang, store)."""
+    otherwise. Sets ``request.state`` (user, session, lang). Routes take their store from
+    ``request.app.state.pool.get()`` in their own thread (a dependency may run in another)."""
     store = request.app.state.pool.get()
-    request.state.store = store
     auth = request.headers.get("authorization", "")
     user, session = None, None
     if auth.lower().startswith("bearer "):

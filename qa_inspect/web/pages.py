@@ -81,14 +81,14 @@ def logout(request: Request, csrf: str = Form(""), user: User = Depends(current_
 def settings(request: Request, lang: str = Form("zh"), csrf: str = Form(""), user: User = Depends(current_user)):
     check_csrf(request, request.state.session, csrf)
     authorize(user, "settings")
-    accounts.set_lang(request.state.store, user.name, lang)
+    accounts.set_lang(request.app.state.pool.get(), user.name, lang)
     return RedirectResponse(request.headers.get("referer") or "/", status_code=303)
 
 
 @router.get("/")
 def queue_page(request: Request, user: User = Depends(current_user)):
     authorize(user, "calls.read")
-    store = request.state.store
+    store = request.app.state.pool.get()
     request.app.state.pool.sync()
     f = filters_from(request, user)
     page, per = page_args(request)
@@ -104,7 +104,7 @@ def queue_page(request: Request, user: User = Depends(current_user)):
 
 @router.get("/calls/{call_id}")
 def call_page(call_id: str, request: Request, user: User = Depends(current_user)):
-    store = request.state.store
+    store = request.app.state.pool.get()
     authorize(user, "calls.read", owner=W.call_owner(store, call_id))
     view = W.call_view(store, call_id, redact=user.role == "agent")
     if user.role in ("reviewer", "supervisor", "admin"):
@@ -112,8 +112,9 @@ def call_page(call_id: str, request: Request, user: User = Depends(current_user)
         view["next_call"] = q[0] if q else view["next_call"]
     mine = [v for v in view["verdicts"] if v["reviewer"] == user.name]
     t = translator(user.lang)
+    titles = {i["rule_id"]: i["title"] for i in view["items"]}
     for h in view["history"]:
-        h["before_text"], h["after_text"] = describe(h["before"], t), describe(h["after"], t)
+        h["before_text"], h["after_text"] = describe(h["before"], t, titles), describe(h["after"], t, titles)
     return render(request, "call.html.j2", v=view, segments=highlight(view), data=page_data(view), my_verdicts={m["rule_id"]: m for m in mine},
                   can_review=user.role in ("reviewer", "supervisor", "admin"),
                   can_appeal=user.role == "agent", can_decide=user.role in ("supervisor", "admin"))
@@ -122,7 +123,7 @@ def call_page(call_id: str, request: Request, user: User = Depends(current_user)
 @router.get("/appeals")
 def appeals_page(request: Request, user: User = Depends(current_user)):
     authorize(user, "appeal.decide")
-    return render(request, "appeals.html.j2", appeals=W.list_open_appeals(request.state.store))
+    return render(request, "appeals.html.j2", appeals=W.list_open_appeals(request.app.state.pool.get()))
 
 
 def highlight(view: dict) -> list[list[tuple[str, str, str]]]:
@@ -160,7 +161,7 @@ def page_data(view: dict) -> dict:
                        "bad": i["hit"]} for i in view["items"] for h in i["hits"] if h["start"] is not None]}
 
 
-def describe(change, t) -> str:
+def describe(change, t, titles: dict | None = None) -> str:
     """One audit side (before or after) in words: 人工评分 63；forbidden_phrase 误报；意见 …"""
     if change is None:
         return "—"
@@ -170,9 +171,9 @@ def describe(change, t) -> str:
     parts = []
     for k, v in change.items():
         if k == "items" and isinstance(v, dict):
-            parts += [f"{rid} {words.get(x, x)}" for rid, x in v.items()]
+            parts += [f"{(titles or {}).get(rid, rid)} {words.get(x, x)}" for rid, x in v.items()]
         elif k == "items":
-            parts.append("、".join(map(str, v)))
+            parts.append("、".join((titles or {}).get(str(r), str(r)) for r in v))
         elif v not in (None, ""):
             label = {"manual_score": t("manual"), "comment": t("comment"), "reason": t("appeal_reason"),
                      "score": t("score"), "final": t("final"), "status": ""}.get(k, k)
