@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS web_appeal_items (
 CREATE TABLE IF NOT EXISTS web_calls (
     call_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, day TEXT NOT NULL, agent_id TEXT NOT NULL,
     agent_name TEXT NOT NULL, team TEXT NOT NULL, score {real}, grade TEXT NOT NULL,
-    fatal INTEGER NOT NULL, hits TEXT NOT NULL, text TEXT NOT NULL, updated_at {real} NOT NULL);
+    fatal INTEGER NOT NULL, hits TEXT NOT NULL, updated_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS web_call_text (call_id TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS web_calls_order ON web_calls(started_at, call_id);
 CREATE INDEX IF NOT EXISTS web_calls_agent ON web_calls(agent_id, started_at);
 CREATE INDEX IF NOT EXISTS web_calls_day ON web_calls(day, started_at);
@@ -92,6 +93,15 @@ def ensure(store: SQLStoreBase) -> None:
     else:  # the workflow tables: workflow.db.ensure_schema (the workflow calls it first)
         store.db.executescript(_TABLES.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
     store._workspace_ready = True  # type: ignore[attr-defined]
+
+
+def ensure_review_indexes(store: SQLStoreBase) -> None:
+    """Indexes the call page needs on the workflow tables (they are keyed by sample first)."""
+    for stmt in ("CREATE INDEX IF NOT EXISTS web_qc_reviews_call ON qc_reviews(call_id)",
+                 "CREATE INDEX IF NOT EXISTS web_qc_review_items_call ON qc_review_items(call_id)",
+                 "CREATE INDEX IF NOT EXISTS web_qc_sample_calls_call ON qc_sample_calls(call_id)"):
+        with tx(store):
+            store.db.execute(stmt)
 
 
 @contextmanager
@@ -319,7 +329,8 @@ def final_parts(store: SQLStoreBase, call_id: str) -> tuple[tuple | None, tuple 
 
 # --- the call index (queue filters) --------------------------------------------------------
 
-INDEX_COLS = "call_id, started_at, day, agent_id, agent_name, team, score, grade, fatal, hits, text, updated_at"
+INDEX_COLS = "call_id, started_at, day, agent_id, agent_name, team, score, grade, fatal, hits, updated_at"
+COUNT_CAP = 2000  # a filtered count stops here ("2000+"): counting 100,000 rows on every page costs more than it tells
 
 
 def index_stale(store: SQLStoreBase, limit: int = 2000) -> list[tuple[str, str, float]]:
@@ -330,41 +341,55 @@ def index_stale(store: SQLStoreBase, limit: int = 2000) -> list[tuple[str, str, 
                            "ORDER BY r.call_id LIMIT ?", (limit,))
 
 
-def index_put(store: SQLStoreBase, rows: Sequence[tuple]) -> None:
-    """Index rows (``INDEX_COLS`` order), replacing older ones; one transaction."""
+def index_put(store: SQLStoreBase, rows: Sequence[tuple], texts: Sequence[tuple[str, str]]) -> None:
+    """Index rows (``INDEX_COLS`` order) and (call_id, transcript text), replacing older ones;
+    one transaction. The text lives in its own table so filter scans stay narrow."""
     if not rows:
         return
     ensure(store)
     with tx(store):
         for row in rows:
             _x(store, "DELETE FROM web_calls WHERE call_id=?", (row[0],))
-        q = store._q(f"INSERT INTO web_calls ({INDEX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+            _x(store, "DELETE FROM web_call_text WHERE call_id=?", (row[0],))
+        q = store._q(f"INSERT INTO web_calls ({INDEX_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        qt = store._q("INSERT INTO web_call_text VALUES (?,?)")
         if _pg(store):
             with store.db.cursor() as cur:
                 cur.executemany(q, rows)
+                cur.executemany(qt, texts)
         else:
             store.db.executemany(q, rows)
+            store.db.executemany(qt, texts)
 
 
 def search(store: SQLStoreBase, where: Sequence[tuple[str, Any]], limit: int, offset: int,
-           reviewed: bool | None) -> tuple[int, list[tuple]]:
+           reviewed: bool | None, text: str = "") -> tuple[int, bool, list[tuple]]:
     """Index rows matching all ``where`` conditions (``("col op ?", value)`` pairs built by the
-    workflow from a fixed list, never from the request), newest first; (total, page rows).
+    workflow from a fixed list, never from the request) and containing ``text``, newest first;
+    (total, whether the total stopped at ``COUNT_CAP``, page rows).
     Each row: call_id, started_at, agent_id, agent_name, team, score, grade, fatal, hits, reviewed."""
     ensure(store)
     conds = [c for c, _ in where]
     args = [v for _, v in where]
+    if text:
+        conds.append("EXISTS (SELECT 1 FROM web_call_text t WHERE t.call_id = w.call_id AND t.text LIKE ?)")
+        args.append(f"%{text}%")
     rev = "EXISTS (SELECT 1 FROM qc_reviews r WHERE r.call_id = w.call_id)"
     if reviewed is True:
         conds.append(rev)
     elif reviewed is False:
         conds.append("NOT " + rev)
     sql_where = (" WHERE " + " AND ".join(conds)) if conds else ""
-    total = one_row(store, f"SELECT COUNT(*) FROM web_calls w{sql_where}", args)[0]
+    if conds:
+        total = one_row(store, f"SELECT COUNT(*) FROM (SELECT 1 FROM web_calls w{sql_where} LIMIT ?) x",
+                        [*args, COUNT_CAP + 1])[0]
+    else:
+        total = one_row(store, "SELECT COUNT(*) FROM web_calls", ())[0]
     rows = all_rows(store, f"SELECT w.call_id, w.started_at, w.agent_id, w.agent_name, w.team, w.score, w.grade, "
                            f"w.fatal, w.hits, {rev} FROM web_calls w{sql_where} "
                            "ORDER BY w.started_at DESC, w.call_id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
-    return int(total), rows
+    capped = bool(conds) and total > COUNT_CAP
+    return (COUNT_CAP if capped else int(total)), capped, rows
 
 
 def index_row(store: SQLStoreBase, call_id: str) -> tuple | None:
@@ -374,8 +399,9 @@ def index_row(store: SQLStoreBase, call_id: str) -> tuple | None:
 
 def next_call(store: SQLStoreBase, started_at: str, call_id: str) -> str | None:
     """The call listed after this one (newest first order), for "submit → next"."""
-    r = one_row(store, "SELECT call_id FROM web_calls WHERE started_at < ? OR (started_at = ? AND call_id < ?) "
-                       "ORDER BY started_at DESC, call_id DESC LIMIT 1", (started_at, started_at, call_id))
+    # a row-value comparison: both databases walk the (started_at, call_id) index backwards
+    r = one_row(store, "SELECT call_id FROM web_calls WHERE (started_at, call_id) < (?, ?) "
+                       "ORDER BY started_at DESC, call_id DESC LIMIT 1", (started_at, call_id))
     return r[0] if r else None
 
 

@@ -34,22 +34,26 @@ class Conflict(WorkflowError):
 
 def ready(store) -> None:
     """The workflow tables and the workspace tables exist (first use creates them)."""
+    if getattr(store, "_workflow_ready", False):
+        return
     if getattr(store, "P", "?") == "?":
         ensure_schema(store.db)
     ws.ensure(store)
+    ws.ensure_review_indexes(store)
+    store._workflow_ready = True
 
 
 # --- the call index ---------------------------------------------------------------------------
 
 def index_row(call_id: str, record: Mapping[str, Any], updated_at: float) -> tuple:
-    """The ``web_calls`` row of a stored record (``ws.INDEX_COLS`` order)."""
+    """The ``web_calls`` row of a stored record (``ws.INDEX_COLS`` order) and its transcript text."""
     tr = record.get("transcript") or {}
     hits = sorted({r["rule_id"] for r in record.get("rules") or () if r.get("outcome") in FLAGGED})
     text = " ".join(t.get("text", "") for t in tr.get("turns") or ())
     started = record.get("started_at") or ""
     return (call_id, started, started[:10], record.get("agent_id") or "", record.get("agent_name") or "",
             record.get("team") or "", record.get("score"), record.get("grade") or "",
-            int(bool(record.get("fatal"))), "," + ",".join(hits) + ",", text, float(updated_at))
+            int(bool(record.get("fatal"))), "," + ",".join(hits) + ",", float(updated_at)), (call_id, text)
 
 
 def sync_index(store, batch: int = 2000) -> int:
@@ -60,7 +64,8 @@ def sync_index(store, batch: int = 2000) -> int:
         stale = ws.index_stale(store, batch)
         if not stale:
             return n
-        ws.index_put(store, [index_row(cid, loads(rec), upd) for cid, rec, upd in stale])
+        built = [index_row(cid, loads(rec), upd) for cid, rec, upd in stale]
+        ws.index_put(store, [b[0] for b in built], [b[1] for b in built])
         n += len(stale)
 
 
@@ -100,13 +105,11 @@ def search_calls(store, f: Filters, page: int = 1, per_page: int = 50) -> dict[s
         where.append(("w.fatal = ?", int(f.fatal)))
     if f.rule:
         where.append(("w.hits LIKE ?", f"%,{_like(f.rule)},%"))
-    if f.q:
-        where.append(("w.text LIKE ?", f"%{_like(f.q)}%"))
-    total, rows = ws.search(store, where, per_page, (page - 1) * per_page, f.reviewed)
+    total, capped, rows = ws.search(store, where, per_page, (page - 1) * per_page, f.reviewed, _like(f.q))
     calls = [{"call_id": r[0], "started_at": r[1], "agent_id": r[2], "agent_name": r[3], "team": r[4],
               "score": r[5], "grade": r[6], "fatal": bool(r[7]), "hits": [h for h in r[8].split(",") if h],
               "reviewed": bool(r[9])} for r in rows]
-    return {"total": total, "page": page, "per_page": per_page, "calls": calls}
+    return {"total": total, "total_capped": capped, "page": page, "per_page": per_page, "calls": calls}
 
 
 def _like(s: str) -> str:
@@ -293,7 +296,8 @@ def audio_path(store, call_id: str) -> str:
 
 def call_owner(store, call_id: str) -> str:
     """The agent id of a call (for the 'agents see only their own calls' check)."""
-    return load_record(store, call_id).get("agent_id") or ""
+    r = ws.index_row(store, call_id)
+    return r[3] if r else (load_record(store, call_id).get("agent_id") or "")
 
 
 # --- review -------------------------------------------------------------------------------
