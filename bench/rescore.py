@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_inspect.batch.inputs import WorkItem  # noqa: E402
-from qa_inspect.batch.pipeline import PackSet, config_hash, rescore, score_transcript  # noqa: E402
+from qa_inspect.batch.rescore import rescore  # noqa: E402
+from qa_inspect.batch.score import PackSet, config_hash, score_transcript  # noqa: E402
 from qa_inspect.records import CallInput, Transcript, Turn  # noqa: E402
 from qa_inspect.rules import load_pack  # noqa: E402
 from qa_inspect.store import open_store  # noqa: E402

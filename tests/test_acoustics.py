@@ -219,7 +219,8 @@ def test_enrich_on_sample_calls_finds_the_scripted_hold_and_talk_over(samples):
 
 
 def test_audio_metrics_win_over_timestamp_talk_metrics_when_scoring(samples):
-    from qa_inspect.batch.pipeline import WorkItem, score_transcript
+    from qa_inspect.batch.inputs import WorkItem
+    from qa_inspect.batch.score import score_transcript
     from qa_inspect.records import CallInput
     from qa_inspect.rules import load_pack
 
@@ -266,7 +267,8 @@ def test_metrics_stored_exported_and_kept_by_rescore(root, samples, tmp_path):
     """Through the batch: metrics land in the store and the export record, per call and per
     utterance, and the long_silence rule fires on zh_long_hold from them."""
     from qa_inspect.batch.inputs import read_input
-    from qa_inspect.batch.pipeline import PackSet, rescore, run_batch
+    from qa_inspect.batch.pipeline import PackSet, run_batch
+    from qa_inspect.batch.rescore import rescore
     from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from qa_inspect.cli import main
 from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.batch.inputs import read_input
-from qa_inspect.batch.pipeline import BatchSummary, PackSet, config_hash, rescore, run_batch
+from qa_inspect.batch.pipeline import BatchSummary, PackSet, run_batch
+from qa_inspect.batch.rescore import rescore
+from qa_inspect.batch.score import config_hash
 from qa_inspect.cli.progress import BatchProgress
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store

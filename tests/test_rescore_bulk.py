@@ -8,7 +8,8 @@ import sys
 import time
 
 from qa_inspect.batch.inputs import read_input
-from qa_inspect.batch.pipeline import PackSet, RescoreSummary, rescore, run_batch
+from qa_inspect.batch.pipeline import PackSet, run_batch
+from qa_inspect.batch.rescore import RescoreSummary, rescore
 from qa_inspect.records import CallResult
 from qa_inspect.batch.rescore import rescore_store
 from qa_inspect.rules import load_pack
@@ -55,7 +56,7 @@ KILL_SCRIPT = """
 import sys, time
 from qa_inspect.batch.pipeline import PackSet
 from qa_inspect.batch.rescore import rescore_store
-from qa_inspect.batch.pipeline import RescoreSummary
+from qa_inspect.batch.rescore import RescoreSummary
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
 st = open_store(sys.argv[1])
@@ -105,7 +106,7 @@ def test_audio_with_two_asr_configs_keeps_the_right_key(root, samples, tmp_path)
     """The same audio transcribed under two ASR configs: the re-scored config hash must be
     the one of the transcript the call was scored from (what a later `run` computes)."""
     from qa_inspect.speech.fakes import ReferenceTranscriber
-    from qa_inspect.batch.pipeline import config_hash
+    from qa_inspect.batch.score import config_hash
 
     packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
     ids = {"zh_polite_inquiry", "zh_no_greeting"}

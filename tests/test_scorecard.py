@@ -9,12 +9,13 @@ from qa_inspect.cli import main
 from qa_inspect.errors import RuleError
 from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.batch.inputs import read_input
-from qa_inspect.batch.pipeline import PackSet, config_hash, run_batch
+from qa_inspect.batch.pipeline import PackSet, run_batch
+from qa_inspect.batch.score import config_hash
 from qa_inspect.records import CallResult, RuleResult
 from qa_inspect.rules import load_pack
 from qa_inspect.rules.model import GradeBand, RulePack
-from qa_inspect.scoring.scorecard import (apply_scorecard, check_against_pack, load_scorecard, parse_scorecard,
-                                  with_scorecard)
+from qa_inspect.scoring import ScoredPack
+from qa_inspect.scoring.scorecard import apply_scorecard, bind, check_against_pack, load_scorecard, parse_scorecard
 from qa_inspect.store import open_store
 
 CARD = textwrap.dedent("""\
@@ -167,13 +168,13 @@ def test_config_hash_follows_the_scorecard(root, tmp_path):
     pack = load_pack(root / "rules/telecom_zh.yaml")
     sc = load_scorecard(root / "rules/scorecard_telecom_zh.yaml")
     plain = config_hash("asr", pack)
-    bound = with_scorecard(pack, sc)
-    assert isinstance(bound, RulePack) and bound.rules == pack.rules
+    bound = ScoredPack(pack, bind(sc, pack))  # a pack and its scorecard travel as a pair
+    assert bound.pack.rules == pack.rules
     assert config_hash("asr", bound) != plain
     p = tmp_path / "c.yaml"
     p.write_text((root / "rules/scorecard_telecom_zh.yaml").read_text(encoding="utf-8").replace(
         "weight: 20\n    cap: 15", "weight: 20\n    cap: 16"), encoding="utf-8")
-    assert config_hash("asr", with_scorecard(pack, load_scorecard(p))) != config_hash("asr", bound)
+    assert config_hash("asr", ScoredPack(pack, load_scorecard(p, pack))) != config_hash("asr", bound)
     with pytest.raises(RuleError, match="not loaded"):
         PackSet([load_pack(root / "rules/telecom_en.yaml")], [sc])
 

@@ -218,5 +218,8 @@ def test_rules_eval_computes_the_metrics(root, monkeypatch):
     good = Transcript(call_id="good", language="zh", turns=(
         Turn(role="customer", text="好的，谢谢"), Turn(role="customer", text="没问题，辛苦了")))
     labels = {"bad": {"customer_negative_end": True}, "good": {"customer_negative_end": False}}
-    (score,) = evaluate_pack_against_labels(pack, [bad, good], labels)
+    from qa_inspect.enrich import call_metrics, enrich
+
+    calls = [enrich(bad), enrich(good)]  # the caller enriches: the rule engine sees metrics only
+    (score,) = evaluate_pack_against_labels(pack, calls, labels, {tr.call_id: call_metrics(tr) for tr in calls})
     assert (score.tp, score.fp, score.fn, score.tn) == (1, 0, 0, 1)

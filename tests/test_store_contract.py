@@ -17,7 +17,8 @@ import pytest
 
 from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.batch.inputs import read_input
-from qa_inspect.batch.pipeline import PackSet, RescoreSummary, rescore, run_batch
+from qa_inspect.batch.pipeline import PackSet, run_batch
+from qa_inspect.batch.rescore import RescoreSummary, rescore
 from qa_inspect.batch.rescore import rescore_store
 from qa_inspect.records import CallInput, CallResult, Transcript, Turn
 from qa_inspect.rules import load_pack

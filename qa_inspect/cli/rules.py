@@ -234,11 +234,10 @@ def _explain_transcript(db, transcript_path, call_id, language):
     if len(found) > 1:
         ids = ", ".join(it.call.call_id for it in found[:8]) + (" …" if len(found) > 8 else "")
         raise InputError(f"{len(found)} calls, pick one with --call ({ids})", transcript_path)
-    from qa_inspect.enrich import enrich
-    from qa_inspect.enrich.talk import talk_metrics
+    from qa_inspect.enrich import call_metrics, enrich
 
     tr = enrich(found[0].transcript)
-    return tr, {**talk_metrics(tr), **tr.metrics}
+    return tr, call_metrics(tr)
 
 
 def _mmss(t) -> str:
@@ -350,7 +349,11 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
     unused = [k for k in label_items if k not in rule_ids]
     if unused:
         click.echo(f"note: label item(s) with no rule of that id, not scored: {', '.join(unused)}", err=True)
-    scores = evaluate_pack_against_labels(pack, transcripts, labels)
+    from qa_inspect.enrich import call_metrics, enrich
+
+    transcripts = [enrich(tr) for tr in transcripts]  # metric: rules (sentiment) need it
+    scores = evaluate_pack_against_labels(pack, transcripts, labels,
+                                          {tr.call_id: call_metrics(tr) for tr in transcripts})
     if not scores:
         _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
     if as_json:

@@ -12,6 +12,7 @@ F1 is 1.0 when there is neither a true positive nor an error, else 2PR / (P + R)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from qa_inspect.records import Transcript
 from qa_inspect.rules.engine import evaluate
@@ -58,25 +59,23 @@ def macro_f1(scores: list[ItemScore]) -> float:
 
 
 def evaluate_pack_against_labels(pack: RulePack, transcripts: list[Transcript],
-                                 labels: dict[str, dict[str, bool]]) -> list[ItemScore]:
+                                 labels: dict[str, dict[str, bool]],
+                                 metrics: Mapping[str, Mapping[str, Any]] | None = None) -> list[ItemScore]:
     """One ItemScore per rule of ``pack`` that some labelled call has a label for, in pack order.
 
     Only calls present in both ``transcripts`` and ``labels`` count; a call without a label for
-    an item does not count for that item."""
-    # metric: rules need the call metrics, computed as the pipeline's score_transcript does
-    # (enrichment is a stage above the engine, hence imported here, not at module level)
-    from qa_inspect.enrich import enrich
-    from qa_inspect.enrich.talk import talk_metrics
-
+    an item does not count for that item. ``metrics``: each call's metrics by call id, as the
+    pipeline computes them (``enrich.call_metrics`` of the enriched transcript) — the engine
+    sees transcripts and metrics only; without them, ``metric:`` conditions see the metrics
+    stored with each transcript."""
     items = [r.id for r in pack.rules if any(r.id in lab for lab in labels.values())]
     scores = {i: ItemScore(i) for i in items}
     for tr in transcripts:
         lab = labels.get(tr.call_id)
         if lab is None:
             continue
-        tr = enrich(tr)
-        metrics = {**talk_metrics(tr), **tr.metrics}
-        predicted = {r.rule_id: r.matched for r in evaluate(pack, tr, metrics)}
+        m = metrics.get(tr.call_id) if metrics is not None else None
+        predicted = {r.rule_id: r.matched for r in evaluate(pack, tr, dict(m if m is not None else tr.metrics))}
         for item in items:
             if item not in lab:
                 continue

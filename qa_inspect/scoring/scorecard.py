@@ -45,7 +45,7 @@ from qa_inspect.errors import RuleError
 from qa_inspect.records import RuleResult, Score, ScoreItem
 from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_mapping
 from qa_inspect.rules.model import GradeBand, RulePack
-from qa_inspect.scoring import evidence_ref, grade_for
+from qa_inspect.scoring.default import evidence_ref, grade_for
 
 TOP_KEYS = {"scorecard", "grades", "sections", "bonus", "bonus_cap", "fatal", "unscored"}
 META_KEYS = {"id", "version", "title", "pack", "base", "max_score", "description"}
@@ -334,37 +334,6 @@ def load_scorecard(path: str | Path, pack: RulePack | None = None) -> Scorecard:
     return bind(sc, pack) if pack is not None else sc
 
 
-# --- binding to rule packs (what the pipeline carries) ------------------------------------
-
-@dataclass(frozen=True)
-class ScoredPack(RulePack):
-    """A rule pack together with the scorecard that scores its results. Everything that takes
-    a ``RulePack`` takes this; ``pipeline.score_transcript`` and ``config_hash`` read
-    ``scorecard`` (so a changed scorecard changes the config hash and re-scores)."""
-
-    scorecard: Scorecard | None = None
-
-
-def with_scorecard(pack: RulePack, sc: Scorecard) -> ScoredPack:
-    base = {f.name: getattr(pack, f.name) for f in fields(RulePack)}
-    return ScoredPack(**base, scorecard=bind(sc, pack))
-
-
-def attach_scorecards(packs: Sequence[RulePack], cards: Iterable[Scorecard]) -> list[RulePack]:
-    """Each pack bound to the card whose ``pack`` is its id (packs without one keep the
-    default scoring). A card for none of the packs, or two cards for one pack, is an error."""
-    by_pack: dict[str, Scorecard] = {}
-    for c in cards:
-        if c.pack in by_pack:
-            raise RuleError(f"two scorecards for pack '{c.pack}' ({by_pack[c.pack].source} and {c.source})",
-                            c.source)
-        if not any(p.id == c.pack for p in packs):
-            raise RuleError(f"scorecard is for pack '{c.pack}', which is not loaded "
-                            f"(loaded: {', '.join(p.id for p in packs)})", f"{c.source}:1")
-        by_pack[c.pack] = c
-    return [with_scorecard(p, by_pack[p.id]) if p.id in by_pack else p for p in packs]
-
-
 # --- scoring ------------------------------------------------------------------------------
 
 def apply_scorecard(sc: Scorecard, results: Sequence[RuleResult]) -> Score:
@@ -477,13 +446,3 @@ def apply_scorecard(sc: Scorecard, results: Sequence[RuleResult]) -> Score:
     return Score(score=score, grade=grade_for(score, [(g.min, g.grade) for g in sc.grades]), fatal=fatal,
                  deductions=deductions, breakdown=tuple(lines), scorecard_id=sc.id,
                  scorecard_version=sc.version)
-
-
-def score_results(pack: RulePack, results: Sequence[RuleResult]) -> Score:
-    """The call's score: by the pack's scorecard when it carries one, else the default."""
-    sc = getattr(pack, "scorecard", None)
-    if sc is not None:
-        return apply_scorecard(sc, results)
-    from qa_inspect.scoring import score_call
-
-    return score_call(results, [(g.min, g.grade) for g in pack.grades])

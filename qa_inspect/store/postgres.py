@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
-from qa_inspect.store import ResultRow, SQLStoreBase, dumps, loads
+from qa_inspect.store.base import ResultRow, SQLStoreBase, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
