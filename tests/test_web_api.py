@@ -107,6 +107,14 @@ def test_token_works_until_the_user_is_disabled(sqlite_db):
     res = CliRunner().invoke(main, ["users", "disable", "rev1", "--db", sqlite_db])
     assert res.exit_code == 0, res.output
     assert c.get("/api/calls", headers=auth).status_code == 401
+    from qa_inspect.store import open_store
+    from qa_inspect.store import workspace as ws
+
+    with open_store(sqlite_db) as s:  # account changes are audited too (never the password)
+        rows = [(r[2], r[3], r[5], r[6], r[7]) for r in ws.audit_rows(s) if r[5] == "rev1"]
+    assert rows[-2][1] == "token_add" and rows[-1] == ("cli", "user_disable", "rev1", '{"disabled": false}',
+                                                         '{"disabled": true}')
+    assert not any("correct horse" in (r[3] or "") + (r[4] or "") for r in rows)
 
 
 def test_login_is_rate_limited_and_wrong_passwords_fail(sqlite_db):
@@ -143,8 +151,9 @@ def test_agent_sees_only_own_calls_redacted(db):
 
     with open_store(db) as s:
         accounts.add_user(s, "ag6", "agent", "correct horse 12", "A006")
-    text = " ".join(t["text"] for t in client(db, "ag6").get("/api/calls/zh_extra_pii").json()["turns"])
-    assert PHONE not in text and "投诉" in text
+    seen = client(db, "ag6").get("/api/calls/zh_extra_pii")
+    text = " ".join(t["text"] for t in seen.json()["turns"])
+    assert PHONE not in seen.text and "投诉" in text  # nowhere in the JSON: turns, evidence, reasons
     whole = " ".join(t["text"] for t in client(db, "rev1").get("/api/calls/zh_extra_pii").json()["turns"])
     assert PHONE in whole
 

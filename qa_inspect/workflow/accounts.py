@@ -52,8 +52,21 @@ def add_user(store, name: str, role: str, password: str, agent_id: str = "") -> 
         raise WorkflowError("an agent account needs --agent-id (the agent id in the manifest, e.g. A001)")
     if len(password) < 8:
         raise WorkflowError("the password needs at least 8 characters")
+    old = ws.user_get(store, name)
     new = ws.user_put(store, name, role, agent_id.strip(), _hasher().hash(password), now_iso())
+    _audit(store, "user_add" if new else "user_update", name,
+           {"role": old[1], "agent_id": old[2], "disabled": bool(old[4])} if old else None,
+           {"role": role, "agent_id": agent_id.strip(), "disabled": False})
     return get_user(store, name), new
+
+
+def _audit(store, action: str, name: str, before, after, by: str = "cli") -> None:
+    """Account changes go to the same audit table as reviews (the password never does)."""
+    import json
+
+    with ws.tx(store):
+        ws.audit(store, now_iso(), by, action, "", name, json.dumps(before, ensure_ascii=False) if before else None,
+                 json.dumps(after, ensure_ascii=False))
 
 
 def get_user(store, name: str) -> User:
@@ -68,16 +81,18 @@ def list_users(store) -> list[User]:
 
 
 def set_disabled(store, name: str, disabled: bool = True) -> User:
-    if not ws.user_set(store, name, disabled=int(disabled)):
-        raise WorkflowError(f"no user {name!r}")
+    before = get_user(store, name).disabled
+    ws.user_set(store, name, disabled=int(disabled))
+    _audit(store, "user_disable" if disabled else "user_enable", name, {"disabled": before}, {"disabled": disabled})
     return get_user(store, name)
 
 
 def set_lang(store, name: str, lang: str) -> User:
     if lang not in LANGS:
         raise WorkflowError(f"language {lang!r} is not one of {', '.join(LANGS)}")
-    if not ws.user_set(store, name, lang=lang):
-        raise WorkflowError(f"no user {name!r}")
+    before = get_user(store, name).lang
+    ws.user_set(store, name, lang=lang)
+    _audit(store, "user_lang", name, {"lang": before}, {"lang": lang}, by=name)
     return get_user(store, name)
 
 
@@ -119,6 +134,7 @@ def make_token(store, name: str) -> str:
     get_user(store, name)
     token = "qai_" + secrets.token_urlsafe(32)
     ws.token_put(store, _token_hash(token), name, now_iso())
+    _audit(store, "token_add", name, None, {"token_sha256": _token_hash(token)[:12]})
     return token
 
 
