@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS web_calls (
     agent_name TEXT NOT NULL, team TEXT NOT NULL, score {real}, grade TEXT NOT NULL,
     fatal INTEGER NOT NULL, hits TEXT NOT NULL, updated_at {real} NOT NULL);
 CREATE TABLE IF NOT EXISTS web_call_text (call_id TEXT PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS web_rule_titles (rule_id TEXT PRIMARY KEY, title TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS web_calls_order ON web_calls(started_at, call_id);
 CREATE INDEX IF NOT EXISTS web_calls_agent ON web_calls(agent_id, started_at);
 CREATE INDEX IF NOT EXISTS web_calls_day ON web_calls(day, started_at);
@@ -390,6 +391,21 @@ def search(store: SQLStoreBase, where: Sequence[tuple[str, Any]], limit: int, of
                            "ORDER BY w.started_at DESC, w.call_id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
     capped = bool(conds) and total > COUNT_CAP
     return (COUNT_CAP if capped else int(total)), capped, rows
+
+
+def titles_put(store: SQLStoreBase, titles: dict[str, str]) -> None:
+    """Rule titles seen while indexing (the queue shows 标准结束语, not closing)."""
+    if not titles:
+        return
+    with tx(store):
+        for rid, title in sorted(titles.items()):
+            _x(store, "DELETE FROM web_rule_titles WHERE rule_id=?", (rid,))
+            _x(store, "INSERT INTO web_rule_titles VALUES (?,?)", (rid, title))
+
+
+def titles(store: SQLStoreBase) -> dict[str, str]:
+    ensure(store)
+    return dict(all_rows(store, "SELECT rule_id, title FROM web_rule_titles", ()))
 
 
 def index_row(store: SQLStoreBase, call_id: str) -> tuple | None:

@@ -99,7 +99,7 @@ def queue_page(request: Request, user: User = Depends(current_user)):
     pages = {"prev": urlencode({**args, "page": page - 1}) if page > 1 else None,
              "next": urlencode({**args, "page": page + 1}) if page * found["per_page"] < found["total"] else None}
     return render(request, "queue.html.j2", found=found, mine=mine, f=f, pages=pages, appeals=appeals,
-                  params=request.query_params)
+                  params=request.query_params, titles=found["rule_titles"])
 
 
 @router.get("/calls/{call_id}")
@@ -117,7 +117,7 @@ def call_page(call_id: str, request: Request, user: User = Depends(current_user)
         h["before_text"], h["after_text"] = describe(h["before"], t, titles), describe(h["after"], t, titles)
     return render(request, "call.html.j2", v=view, segments=highlight(view), data=page_data(view), my_verdicts={m["rule_id"]: m for m in mine},
                   can_review=user.role in ("reviewer", "supervisor", "admin"),
-                  can_appeal=user.role == "agent", can_decide=user.role in ("supervisor", "admin"))
+                  can_appeal=user.role == "agent", appealable=W.appealable, can_decide=user.role in ("supervisor", "admin"))
 
 
 @router.get("/appeals")

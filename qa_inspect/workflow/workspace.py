@@ -64,8 +64,12 @@ def sync_index(store, batch: int = 2000) -> int:
         stale = ws.index_stale(store, batch)
         if not stale:
             return n
-        built = [index_row(cid, loads(rec), upd) for cid, rec, upd in stale]
+        recs = [(cid, loads(rec), upd) for cid, rec, upd in stale]
+        built = [index_row(cid, rec, upd) for cid, rec, upd in recs]
         ws.index_put(store, [b[0] for b in built], [b[1] for b in built])
+        known = ws.titles(store)
+        new = {r["rule_id"]: r.get("title") or r["rule_id"] for _c, rec, _u in recs for r in rec.get("rules") or ()}
+        ws.titles_put(store, {k: v for k, v in new.items() if known.get(k) != v})
         n += len(stale)
 
 
@@ -109,7 +113,8 @@ def search_calls(store, f: Filters, page: int = 1, per_page: int = 50) -> dict[s
     calls = [{"call_id": r[0], "started_at": r[1], "agent_id": r[2], "agent_name": r[3], "team": r[4],
               "score": r[5], "grade": r[6], "fatal": bool(r[7]), "hits": [h for h in r[8].split(",") if h],
               "reviewed": bool(r[9])} for r in rows]
-    return {"total": total, "total_capped": capped, "page": page, "per_page": per_page, "calls": calls}
+    return {"total": total, "total_capped": capped, "page": page, "per_page": per_page, "calls": calls,
+            "rule_titles": ws.titles(store)}
 
 
 def _like(s: str) -> str:
@@ -357,6 +362,11 @@ def _started(rec: Mapping[str, Any]) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
+def appealable(item: Mapping[str, Any]) -> bool:
+    """An item an agent may appeal: one that cost the call points, or a fatal hit (一票否决)."""
+    return item["points"] < 0 or (item["fatal"] and item["hit"])
+
+
 def open_appeal(store, call_id: str, by: str, items: Iterable[str], reason: str, *,
                 window_days: int = APPEAL_WINDOW_DAYS, limit: int = APPEAL_LIMIT,
                 now: datetime | None = None) -> dict[str, Any]:
@@ -370,10 +380,10 @@ def open_appeal(store, call_id: str, by: str, items: Iterable[str], reason: str,
         raise WorkflowError("choose at least one item to appeal")
     if not reason:
         raise WorkflowError("an appeal needs a reason (申诉理由)")
-    flagged = {i["rule_id"] for i in call_items(rec) if i["hit"] or i["points"] < 0}
+    flagged = {i["rule_id"] for i in call_items(rec) if appealable(i)}
     bad = [i for i in chosen if i not in flagged]
     if bad:
-        raise WorkflowError(f"only flagged items can be appealed; not flagged: {', '.join(bad)}")
+        raise WorkflowError(f"only items that cost points can be appealed; not these: {', '.join(bad)}")
     started = _started(rec)
     now = now or datetime.now(timezone.utc)
     if started is not None and now - started > timedelta(days=window_days):
