@@ -11,7 +11,7 @@ from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.batch.inputs import read_input
 from qa_inspect.batch.pipeline import BatchSummary, PackSet, run_batch
 from qa_inspect.batch.rescore import rescore
-from qa_inspect.batch.score import config_hash
+from qa_inspect.batch.score import config_hash, stage_key
 from qa_inspect.cli.progress import BatchProgress
 from qa_inspect.rules import load_pack
 from qa_inspect.store import open_store
@@ -84,7 +84,7 @@ def test_rescore_changes_scores_without_transcribing(root, samples, tmp_path):
         assert summary.calls_per_s and summary.calls_per_s > 0
 
         # the stored config hash is what `run` computes with the new packs: a re-run skips all
-        assert after["zh_polite_inquiry"].config_hash == config_hash("fake-asr", new_zh)
+        assert after["zh_polite_inquiry"].config_hash == config_hash(stage_key("fake-asr"), new_zh)
         s = run_batch(items, PackSet([new_zh, en]), store, lambda: fake, "fake-asr")
         assert (s.skipped, s.ok, fake.calls) == (13, 0, 13)
         # ... and a run with the old packs re-scores the Mandarin calls instead of trusting the

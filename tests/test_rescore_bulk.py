@@ -106,7 +106,7 @@ def test_audio_with_two_asr_configs_keeps_the_right_key(root, samples, tmp_path)
     """The same audio transcribed under two ASR configs: the re-scored config hash must be
     the one of the transcript the call was scored from (what a later `run` computes)."""
     from qa_inspect.speech.fakes import ReferenceTranscriber
-    from qa_inspect.batch.score import config_hash
+    from qa_inspect.batch.score import config_hash, stage_key
 
     packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
     ids = {"zh_polite_inquiry", "zh_no_greeting"}
@@ -122,6 +122,6 @@ def test_audio_with_two_asr_configs_keeps_the_right_key(root, samples, tmp_path)
         assert (s.rescored, s.failed) == (2, 0)
         zh = load_pack(root / "rules/telecom_zh.yaml")
         for r in st.results():
-            assert r.config_hash == config_hash("asr-A", zh), r.call.call_id
+            assert r.config_hash == config_hash(stage_key("asr-A"), zh), r.call.call_id
         s = run_batch(items, new, st, lambda: fake, "asr-A")
         assert s.skipped == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, fail, open_existing_store, store_errors
+from qa_inspect.cli.common import (CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
+                                   open_existing_store, shown_db, store_errors)
 from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
 
@@ -202,7 +203,7 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
     store = open_existing_store(db)
     html = None
     with store_errors(db, store):
-        click.echo(f"qa-inspect rescore: {db}, rules {packs.describe()}")
+        click.echo(f"qa-inspect rescore: {shown_db(db)}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
             html = _write_report(store, out, {
@@ -279,7 +280,7 @@ def export(db, fmt, output, redact):
     def record(r):
         return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
-    store = open_existing_store(db)
+    store = open_existing_store(db, readonly=True)
     fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         if fmt == "jsonl":
@@ -293,7 +294,9 @@ def export(db, fmt, output, redact):
                 w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
                             d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
                             json.dumps(d["metrics"], ensure_ascii=False)])
+    except QAError as e:  # a StoreError while reading (a damaged page …): one line, exit 2
+        _fail(e)
     finally:
-        store.close()
+        close_quietly(store)
         if fh is not sys.stdout:
             fh.close()

@@ -24,37 +24,45 @@ def fail(e: QAError, code: int = 2) -> None:
 
 @contextmanager
 def store_errors(db: str, store) -> Iterator[None]:
-    """Run a command's work on ``store``: a database error or a domain error becomes one line
-    and exit code 2; the store is closed in any case."""
-    import sqlite3
-
+    """Run a command's work on ``store``: a database error (``StoreError``) or a domain error
+    becomes one line and exit code 2; the store is closed in any case."""
     try:
         yield
-    except sqlite3.DatabaseError as e:
-        fail(QAError(f"{db}: {e}"))
-    except QAError as e:
+    except QAError as e:  # StoreError included: it names the database (never its password)
         fail(e)
     finally:
+        close_quietly(store)
+
+
+def close_quietly(store) -> None:
+    """Close ``store``; an error while closing (the first error has been said) is not a traceback."""
+    try:
         store.close()
+    except QAError:
+        pass
 
 
 DB_HELP = "Results database: the SQLite file written by `run`, or a postgresql:// URL."
 
 
-def open_existing_store(db: str):
-    """The results store of a finished run: a SQLite file that must exist (never create an
-    empty one here), or a ``postgresql://`` URL; anything else is one error line, exit 2."""
-    import sqlite3
+def shown_db(db: str) -> str:
+    """``db`` as it may be printed: a URL's password masked."""
+    from qa_inspect.store import redact_url
 
+    return redact_url(db)
+
+
+def open_existing_store(db: str, *, readonly: bool = False):
+    """The results store of a finished run: a SQLite file that must exist (never create an
+    empty one here), or a ``postgresql://`` URL; anything else is one error line, exit 2.
+    ``readonly``: a SQLite file is opened for reading only (reports, export)."""
     from qa_inspect.store import open_store
 
     if "://" not in db or db.startswith("sqlite:///"):
         path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
-        if not Path(path).is_file():
-            fail(QAError(f"{path}: results database not found (run `qa-inspect run` first)"))
+        if not Path(path).exists():
+            fail(QAError("结果数据库不存在 / results database not found (run `qa-inspect run` first)", path))
     try:
-        return open_store(db)
-    except sqlite3.Error as e:
-        fail(QAError(f"{db}: cannot open results database ({e})"))
-    except QAError as e:
+        return open_store(db, readonly=readonly)
+    except QAError as e:  # StoreError: damaged, not SQLite, a directory, read-only, server down …
         fail(e)

@@ -13,7 +13,8 @@ from qa_inspect.errors import QAError
 _fail = fail  # one error line and an exit code (cli_common)
 
 
-_open = open_existing_store
+def _open(db):
+    return open_existing_store(db, readonly=True)  # reports only read: the file is never written
 
 
 def register(main: click.Group) -> None:

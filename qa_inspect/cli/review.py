@@ -6,25 +6,18 @@ import sys
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, fail
+from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
 from qa_inspect.errors import QAError
 
-DB_OPTION = click.option("--db", default="qa.db", show_default=True, type=click.Path(exists=True, dir_okay=False),
-                         help="SQLite results file written by `run`.")
+DB_OPTION = click.option("--db", default="qa.db", show_default=True,
+                         help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
 
 
 _fail = fail  # one error line and an exit code (cli_common)
 
 
 def _open(db):
-    import sqlite3
-
-    from qa_inspect.store import open_store
-
-    try:
-        return open_store(db)
-    except sqlite3.Error as e:
-        _fail(QAError(f"cannot open results database ({e})", db))
+    return open_existing_store(db)  # a StoreError is one line, exit code 2
 
 
 def _fmt(x, nd: int = 3) -> str:
@@ -89,10 +82,8 @@ def scorecard_show(call_id, db, as_json):
     """Show the stored score breakdown of CALL_ID: per item the outcome, the points it cost or
     added, why, and the evidence."""
     store = _open(db)
-    try:
+    with store_errors(db, store):
         res = store.get_result(call_id)
-    finally:
-        store.close()
     if res is None or res.score is None:
         _fail(QAError(f"no scored call {call_id!r} in the results", db))
     sc = res.score
@@ -138,12 +129,8 @@ def sample(db, plan_path, seed, out, redact, as_json):
     except QAError as e:
         _fail(e)
     store = _open(db)
-    try:
+    with store_errors(db, store):
         info = create_sample(store, plan, seed, out, redact=redact)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     s = info.summary()
     if as_json:
         click.echo(json.dumps({**s, "calls": [{"call_id": d.call_id, "reason": d.reason} for d in info.draw.calls]},
@@ -179,12 +166,8 @@ def review_import(worksheet, db, reviewer):
     from qa_inspect.workflow.review import import_worksheet
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rep = import_worksheet(store, worksheet, reviewer)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     for e in rep.errors:
         click.echo(f"error: {e}", err=True)
     click.echo(f"imported {worksheet} for {reviewer}: {rep.items} item verdict(s), {rep.scores} manual "
@@ -203,10 +186,8 @@ def review_scores(db, fmt):
     from qa_inspect.workflow import final_scores
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rows = list(final_scores(store).values())
-    finally:
-        store.close()
     if fmt == "jsonl":
         for r in rows:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -250,12 +231,8 @@ def appeal_open(call_id, db, reason, by):
     from qa_inspect.workflow import open_appeal
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         a = open_appeal(store, call_id, reason, by)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     click.echo(f"appeal #{a.appeal_id} opened: {_show_appeal(a)}")
 
 
@@ -272,12 +249,8 @@ def appeal_decide(appeal_id, db, upheld, by, score, note):
     from qa_inspect.workflow import decide_appeal
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         a = decide_appeal(store, appeal_id, upheld, by, score=score, note=note)
-    except QAError as e:
-        _fail(e)
-    finally:
-        store.close()
     click.echo(_show_appeal(a))
 
 
@@ -290,10 +263,8 @@ def appeal_list(db, status, as_json):
     from qa_inspect.workflow import list_appeals
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         rows = list_appeals(store, status)
-    finally:
-        store.close()
     for a in rows:
         click.echo(json.dumps(a.to_dict(), ensure_ascii=False) if as_json else _show_appeal(a))
     if not as_json:
@@ -313,10 +284,8 @@ def calibrate(db, as_json):
     from qa_inspect.workflow.calibration import calibrate as run_calibration
 
     store = _open(db)
-    try:
+    with store_errors(db, store):
         c = run_calibration(store)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(c.to_dict(), ensure_ascii=False, indent=2))
         return

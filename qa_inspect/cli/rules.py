@@ -199,24 +199,18 @@ def _explain_transcript(db, transcript_path, call_id, language):
     from qa_inspect.errors import InputError
 
     if db is not None:
-        import sqlite3
-
+        from qa_inspect.cli.common import close_quietly
         from qa_inspect.store import open_store
 
         if not call_id:
             raise InputError("--db needs --call ID")
-        if not Path(db).is_file():
+        if "://" not in db and not Path(db).exists():
             raise InputError("results database not found", db)
-        try:
-            store = open_store(db)
-        except sqlite3.Error as e:
-            raise InputError(f"cannot open results database ({e})", db)
+        store = open_store(db, readonly=True)  # a StoreError is a QAError: one line
         try:
             res = store.get_result(call_id)
-        except sqlite3.DatabaseError as e:
-            raise InputError(str(e), db)
         finally:
-            store.close()
+            close_quietly(store)
         if res is None:
             raise InputError(f"no call {call_id!r} in the results", db)
         if res.transcript is None:

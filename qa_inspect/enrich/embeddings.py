@@ -5,19 +5,17 @@ The model is loaded lazily, once per process; ``embed`` keeps an LRU cache per t
 only the texts it has not seen to the model, in one batch. Vectors are L2-normalised, so a
 dot product is the cosine similarity.
 
-``persist_to(db)`` also keeps every utterance's vector in the results database next to its
-transcript (table ``turn_embeddings``, keyed by model and the text's SHA-1), so re-scoring with
-a changed ``similar_to`` rule reads the vectors back instead of running the encoder again:
-each utterance is embedded once, ever, per database.
+``persist_to(store)`` also keeps every utterance's vector in the results database next to its
+transcript (the store's ``get_vectors`` / ``put_vectors``, keyed by model and the text's SHA-1),
+so re-scoring with a changed ``similar_to`` rule reads the vectors back instead of running the
+encoder again: each utterance is embedded once, ever, per database. This module holds no SQL.
 """
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections import OrderedDict
-from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -57,87 +55,47 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / n
 
 
-class _StoredVectors:
-    """Utterance vectors in a table of the SQLite results file (its own connection: WAL lets it
-    sit beside the store's)."""
+class VectorStore(Protocol):
+    """Where utterance vectors are kept between processes: the results store gives these three
+    methods (``qa_inspect.store``); keys are the texts' SHA-1, values the raw float32 bytes."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._ready = False
-
-    def connect(self) -> sqlite3.Connection:
-        """A connection for one read or write. Not kept open: a second long-lived connection
-        would keep SQLite from folding the WAL back into the database file when the store
-        closes (a copied .db file would then miss the latest results)."""
-        db = sqlite3.connect(self.path, timeout=30)
-        if not self._ready:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS turn_embeddings (model TEXT NOT NULL, "
-                       "text_sha1 TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, text_sha1))")
-            db.commit()
-            self._ready = True
-        return db
-
-    def close(self) -> None:
-        """Nothing is held open between calls."""
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def get(self, texts: list[str]) -> dict[str, np.ndarray]:
-        keys = {self.key(t): t for t in texts}
-        out: dict[str, np.ndarray] = {}
-        ks = list(keys)
-        db = self.connect()
-        try:
-            for i in range(0, len(ks), 500):
-                part = ks[i:i + 500]
-                q = (f"SELECT text_sha1, vec FROM turn_embeddings WHERE model=? "
-                     f"AND text_sha1 IN ({','.join('?' * len(part))})")
-                for k, blob in db.execute(q, (MODEL_ID, *part)):
-                    v = np.frombuffer(blob, dtype=np.float32)
-                    if v.shape == (DIM,):
-                        out[keys[k]] = v
-        finally:
-            db.close()
-        return out
-
-    def put(self, items: list[tuple[str, np.ndarray]]) -> None:
-        db = self.connect()
-        try:
-            with db:
-                db.executemany("INSERT OR IGNORE INTO turn_embeddings VALUES (?,?,?)",
-                               [(MODEL_ID, self.key(t), np.asarray(v, dtype=np.float32).tobytes())
-                                for t, v in items])
-        finally:
-            db.close()
-
-    def count(self) -> int:
-        db = self.connect()
-        try:
-            return db.execute("SELECT COUNT(*) FROM turn_embeddings WHERE model=?", (MODEL_ID,)).fetchone()[0]
-        finally:
-            db.close()
+    def get_vectors(self, model: str, keys: Sequence[str]) -> dict[str, bytes]: ...
+    def put_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+    def count_vectors(self, model: str) -> int: ...
 
 
-_stored: _StoredVectors | None = None
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def persist_to(db_path: str | Path | None) -> None:
-    """Keep utterance vectors in this SQLite results file from now on (None: stop)."""
+_stored: VectorStore | None = None
+
+
+def persist_to(store: VectorStore | None) -> None:
+    """Keep utterance vectors in this store from now on (None: stop). ``open_store`` calls it."""
     global _stored
     with _lock:
-        if _stored is not None:
-            if db_path and str(db_path) == _stored.path:
-                return
-            _stored.close()
-        _stored = _StoredVectors(db_path) if db_path else None
+        _stored = store
 
 
 def stored_count() -> int:
-    """How many vectors the attached database holds (0 if none is attached)."""
-    return _stored.count() if _stored is not None else 0
+    """How many vectors the attached store holds (0 if none is attached)."""
+    stored = _stored
+    return stored.count_vectors(MODEL_ID) if stored is not None else 0
+
+
+def _load(stored: VectorStore, texts: list[str]) -> dict[str, np.ndarray]:
+    keys = {text_key(t): t for t in texts}
+    out: dict[str, np.ndarray] = {}
+    for k, blob in stored.get_vectors(MODEL_ID, list(keys)).items():
+        v = np.frombuffer(blob, dtype=np.float32)
+        if v.shape == (DIM,) and k in keys:
+            out[keys[k]] = v
+    return out
+
+
+def _save(stored: VectorStore, items: list[tuple[str, np.ndarray]]) -> None:
+    stored.put_vectors(MODEL_ID, [(text_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in items])
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
@@ -150,7 +108,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in _cache))
         stored = _stored
     if missing and stored is not None:
-        found = stored.get(missing)
+        found = _load(stored, missing)
         if found:
             with _lock:
                 for t, v in found.items():
@@ -160,7 +118,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     if missing:
         vecs = _normalise(model().encode(missing))
         if stored is not None:
-            stored.put(list(zip(missing, vecs)))
+            _save(stored, list(zip(missing, vecs)))
         with _lock:
             for t, v in zip(missing, vecs):
                 v.setflags(write=False)

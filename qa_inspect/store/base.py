@@ -3,6 +3,8 @@
 Two tables: ``transcripts`` keyed by (audio hash, ASR config key) so a rule change re-scores
 without transcribing again; ``results`` holds one row per (batch, call_id), written in one
 transaction per call, so a killed batch resumes without losing or double-counting a call.
+The QC workflow's tables are in ``workflow_sql``; utterance vectors (``turn_embeddings``) are
+kept by each driver (``get_vectors`` / ``put_vectors``).
 """
 from __future__ import annotations
 
@@ -70,6 +72,16 @@ class Store(Protocol):
     def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]: ...
     def call_ids(self, status: str | None = None) -> list[str]: ...
     def results(self) -> Iterator[CallResult]: ...
+    def result_status(self, call_id: str) -> str | None:
+        """The stored status of a call (``ok``, ``error``), None when it has no result."""
+        row = self.db.execute(self._q("SELECT status FROM results WHERE call_id=?"), (call_id,)).fetchone()
+        return row[0] if row else None
+
+    def ok_scores(self) -> list[tuple[str, str | None, str | None, float | None]]:
+        """``(call_id, agent_id, started_at, score)`` of every ok call, in report order (no record parsed)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT call_id, agent_id, started_at, score FROM results WHERE status='ok' ORDER BY started_at, call_id")]
+
     def count(self, status: str | None = None) -> int: ...
     # bulk access for re-scoring (one transaction per chunk, raw JSON records)
     def put_results(self, results: Iterable[CallResult]) -> None: ...
@@ -78,6 +90,12 @@ class Store(Protocol):
     def id_pages(self, status: str = "ok", batch: int = 500) -> Iterator[tuple[str, str]]: ...
     def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]: ...
     def transcript_keys(self) -> dict[str, list[str]]: ...
+    def result_status(self, call_id: str) -> str | None: ...
+    def ok_scores(self) -> list[tuple[str, str | None, str | None, float | None]]: ...
+    # utterance vectors of similar_to rules (qa_inspect.enrich.embeddings), keyed by model + text hash
+    def get_vectors(self, model: str, keys: Sequence[str]) -> dict[str, bytes]: ...
+    def put_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+    def count_vectors(self, model: str) -> int: ...
     def close(self) -> None: ...
 
 
@@ -87,9 +105,14 @@ class SQLStoreBase:
 
     P = "?"
     db: Any
+    _closed = False
 
     def _q(self, sql: str) -> str:
         return sql if self.P == "?" else sql.replace("?", self.P)
+
+    def _tx(self) -> Any:  # pragma: no cover - per driver
+        """A context manager around one write transaction (commit, or roll back on error)."""
+        raise NotImplementedError
 
     def get_transcript(self, audio_hash: str, asr_key: str) -> Transcript | None:
         row = self.db.execute(self._q("SELECT transcript FROM transcripts WHERE audio_hash=? AND asr_key=?"),
@@ -166,13 +189,25 @@ class SQLStoreBase:
             q, args = q + " WHERE status=?", (status,)
         return [r[0] for r in self.db.execute(self._q(q + " ORDER BY started_at, call_id"), args)]
 
+    def result_status(self, call_id: str) -> str | None:
+        """The stored status of a call (``ok``, ``error``), None when it has no result."""
+        row = self.db.execute(self._q("SELECT status FROM results WHERE call_id=?"), (call_id,)).fetchone()
+        return row[0] if row else None
+
+    def ok_scores(self) -> list[tuple[str, str | None, str | None, float | None]]:
+        """``(call_id, agent_id, started_at, score)`` of every ok call, in report order (no record parsed)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT call_id, agent_id, started_at, score FROM results WHERE status='ok' ORDER BY started_at, call_id")]
+
     def count(self, status: str | None = None) -> int:
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         return self.db.execute(self._q("SELECT COUNT(*) FROM results WHERE status=?"), (status,)).fetchone()[0]
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None and not self._closed:
+            self._closed = True
+            self.db.close()
 
     def __enter__(self):
         return self

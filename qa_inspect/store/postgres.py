@@ -8,17 +8,28 @@ records kept as the exact JSON text the SQLite store keeps. Selected by
 Text columns that are sorted or paged on use the "C" collation, so call ids and times order
 byte-wise exactly as in SQLite, whatever the server's locale.
 
-Only the batch tables live here: the QC workflow tables (sampling, reviews, appeals) use
-SQLite directly and need a SQLite ``--db``.
+The QC workflow tables (``store.workflow_sql``) and the utterance vectors of ``similar_to``
+rules (``turn_embeddings``) live here too. Every psycopg error leaves as a ``StoreError``
+whose message shows the URL without its password.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterator, Sequence
 
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
 from qa_inspect.store.base import ResultRow, SQLStoreBase, dumps, loads
+from qa_inspect.store.errors import StoreError, mask_secret, redact_url, wrap_driver_errors
+from qa_inspect.store.workflow_sql import POSTGRES_SCHEMA as WORKFLOW_SCHEMA, WorkflowSQL
+
+try:
+    import psycopg
+    _DRIVER_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error,)
+except ImportError:  # the postgres extra is not installed: PostgresStore() says so
+    psycopg = None  # type: ignore[assignment]
+    _DRIVER_ERRORS = ()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transcripts (
@@ -40,6 +51,12 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_agent ON results(agent_id, started_at);
 CREATE INDEX IF NOT EXISTS results_order ON results(started_at, call_id);
+CREATE TABLE IF NOT EXISTS turn_embeddings (
+    model TEXT NOT NULL,
+    text_sha1 TEXT NOT NULL,
+    vec BYTEA NOT NULL,
+    PRIMARY KEY (model, text_sha1)
+);
 """
 
 _UPSERT = """
@@ -53,24 +70,46 @@ ON CONFLICT (call_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, started_at = E
 _SCHEMA_LOCK = 0x7161_5F69  # advisory lock id: two clients creating the tables at once
 
 
-class PostgresStore(SQLStoreBase):
+def _translate(store: "PostgresStore", e: BaseException) -> StoreError:
+    url = getattr(store, "url", "")
+    msg = mask_secret(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, url)
+    return StoreError(f"PostgreSQL 出错 / PostgreSQL error ({msg})", redact_url(url))
+
+
+@wrap_driver_errors(_DRIVER_ERRORS, _translate)
+class PostgresStore(SQLStoreBase, WorkflowSQL):
     P = "%s"  # psycopg's placeholder (the shared queries are written with ?)
+    _SEQ = "seq"  # the workflow's "written last" order (SQLite: rowid)
+    _RESEQ = ("qc_reviews", "qc_review_items")  # tables whose upsert takes a new seq
+    readonly = False
 
     def __init__(self, url: str) -> None:
-        try:
-            import psycopg
-        except ImportError as e:
-            raise QAError("a postgresql:// database needs psycopg: pip install 'qa-inspect[postgres]'") from e
+        if psycopg is None:
+            raise QAError("a postgresql:// database needs psycopg: pip install 'qa-inspect[postgres]'")
         self.url = url
+        self.db = None
+        self._pid = os.getpid()
         try:
             # autocommit: reads hold no transaction open; every write is an explicit one
             self.db = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
-            raise QAError(f"cannot connect to PostgreSQL at {_redact(url)} ({str(e).strip()})") from e
+            why = mask_secret(" ".join(str(e).split()), url)
+            raise StoreError(f"无法连接 PostgreSQL / cannot connect to PostgreSQL ({why})："
+                             "检查主机、端口、数据库名、用户名和密码", redact_url(url)) from None
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for stmt in filter(str.strip, SCHEMA.split(";")):
+            for stmt in filter(str.strip, (SCHEMA + WORKFLOW_SCHEMA).split(";")):
                 self.db.execute(stmt)
+
+    def _tx(self):
+        return self.db.transaction()
+
+    def _upsert(self, table: str, cols: Sequence[str], key: Sequence[str]) -> str:
+        sets = [f"{c} = EXCLUDED.{c}" for c in cols if c not in key]
+        if table in self._RESEQ:
+            sets.append("seq = DEFAULT")  # replaced rows count as written now, as with INSERT OR REPLACE
+        return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}")
 
     # --- transcripts ---------------------------------------------------------------------
     def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None:
@@ -105,16 +144,30 @@ class PostgresStore(SQLStoreBase):
             for _s, _c, rec in rows:
                 yield CallResult.from_dict(loads(rec))
 
+    # --- utterance vectors -----------------------------------------------------------------
+    def _usable(self) -> bool:
+        # a cache: after close, or in a forked child that inherited this connection, skip it
+        return self.db is not None and not self._closed and os.getpid() == self._pid
+
+    def get_vectors(self, model: str, keys: Sequence[str]) -> dict[str, bytes]:
+        ks = list(dict.fromkeys(keys))
+        if not ks or not self._usable():
+            return {}
+        rows = self.db.execute("SELECT text_sha1, vec FROM turn_embeddings WHERE model = %s AND text_sha1 = ANY(%s)",
+                               (model, ks)).fetchall()
+        return {k: bytes(v) for k, v in rows}
+
+    def put_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None:
+        if not items or not self._usable():
+            return
+        with self.db.transaction(), self.db.cursor() as cur:
+            cur.executemany("INSERT INTO turn_embeddings VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                            [(model, k, v) for k, v in items])
+
+    def count_vectors(self, model: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM turn_embeddings WHERE model = %s", (model,)).fetchone()[0]
+
     def truncate(self) -> None:
-        """Empty both tables (benchmarks, tests)."""
+        """Empty the results and transcripts (benchmarks, tests)."""
         with self.db.transaction():
             self.db.execute("TRUNCATE results, transcripts")
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
-    return url

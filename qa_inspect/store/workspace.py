@@ -10,9 +10,9 @@
 - ``web_calls``: a narrow index of the results (day, team, agent, score, grade, fatal, rule hits,
   transcript text) so the queue filters 100,000 calls without parsing their JSON records.
 
-Also the QC workflow tables a browser review writes (``qc_reviews``, ``qc_review_items``,
-``qc_appeals``: the same tables a worksheet import writes), created here on PostgreSQL where the
-workflow module does not create them yet. Every function takes a store (``SQLStoreBase``).
+A browser review writes the QC workflow tables (``qc_reviews``, ``qc_review_items``,
+``qc_appeals``; see ``workflow_sql``): the same rows a worksheet import writes. Every function
+takes a store (``SQLStoreBase``).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from qa_inspect.store.base import SQLStoreBase
+from qa_inspect.store.workflow_sql import REVIEW_COLS, REVIEW_ITEM_COLS
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS web_users (
@@ -50,29 +51,6 @@ CREATE INDEX IF NOT EXISTS web_calls_agent ON web_calls(agent_id, started_at);
 CREATE INDEX IF NOT EXISTS web_calls_day ON web_calls(day, started_at);
 """
 
-# on PostgreSQL the workflow tables a browser review writes (SQLite: workflow.db creates them)
-_PG_WORKFLOW = """
-CREATE TABLE IF NOT EXISTS qc_reviews (
-    sample_id TEXT NOT NULL, call_id TEXT NOT NULL, reviewer TEXT NOT NULL, manual_score DOUBLE PRECISION,
-    note TEXT, source TEXT, imported_at TEXT NOT NULL, PRIMARY KEY (sample_id, call_id, reviewer));
-CREATE TABLE IF NOT EXISTS qc_review_items (
-    sample_id TEXT NOT NULL, call_id TEXT NOT NULL, reviewer TEXT NOT NULL, rule_id TEXT NOT NULL,
-    machine_outcome TEXT NOT NULL, verdict TEXT NOT NULL, note TEXT, source TEXT, imported_at TEXT NOT NULL,
-    PRIMARY KEY (sample_id, call_id, reviewer, rule_id));
-CREATE TABLE IF NOT EXISTS qc_appeals (
-    appeal_id BIGSERIAL PRIMARY KEY, call_id TEXT NOT NULL, reason TEXT NOT NULL, opened_by TEXT NOT NULL,
-    opened_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', decided_by TEXT, decided_at TEXT,
-    decided_score DOUBLE PRECISION, decision_note TEXT);
-CREATE INDEX IF NOT EXISTS qc_appeals_call ON qc_appeals(call_id);
-CREATE TABLE IF NOT EXISTS qc_samples (
-    sample_id TEXT PRIMARY KEY, plan_id TEXT NOT NULL, plan_version TEXT NOT NULL, plan_hash TEXT NOT NULL,
-    seed INTEGER NOT NULL, created_at TEXT NOT NULL, worksheet TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS qc_sample_calls (
-    sample_id TEXT NOT NULL, call_id TEXT NOT NULL, agent_id TEXT, started_at TEXT, audio TEXT,
-    reason TEXT NOT NULL, machine_score DOUBLE PRECISION, machine_grade TEXT, fatal INTEGER NOT NULL DEFAULT 0,
-    config_hash TEXT, PRIMARY KEY (sample_id, call_id));
-"""
-
 USER_COLS = "name, role, agent_id, pw_hash, disabled, lang, created_at"
 APPEAL_COLS = ("appeal_id, call_id, reason, opened_by, opened_at, status, decided_by, decided_at, "
                "decided_score, decision_note")
@@ -83,15 +61,16 @@ def _pg(store: SQLStoreBase) -> bool:
 
 
 def ensure(store: SQLStoreBase) -> None:
-    """Create the workspace tables (and, on PostgreSQL, the workflow tables) if missing."""
+    """Create the workspace tables if missing (the workflow tables come with the store)."""
     if getattr(store, "_workspace_ready", False):
         return
     if _pg(store):
         with store.db.transaction():
             store.db.execute("SELECT pg_advisory_xact_lock(%s)", (0x7161_5F77,))
-            for stmt in filter(str.strip, (_TABLES.format(serial="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION") + _PG_WORKFLOW).split(";")):
+            for stmt in filter(str.strip, _TABLES.format(serial="BIGSERIAL PRIMARY KEY",
+                                                         real="DOUBLE PRECISION").split(";")):
                 store.db.execute(stmt)
-    else:  # the workflow tables: workflow.db.ensure_schema (the workflow calls it first)
+    else:
         store.db.executescript(_TABLES.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
     store._workspace_ready = True  # type: ignore[attr-defined]
 
@@ -223,9 +202,9 @@ def review_put(store: SQLStoreBase, sample_id: str, call_id: str, reviewer: str,
        (sample_id, call_id, reviewer))
     _x(store, "DELETE FROM qc_reviews WHERE sample_id=? AND call_id=? AND reviewer=?", (sample_id, call_id, reviewer))
     for rid, outcome, verdict, inote in items:
-        _x(store, "INSERT INTO qc_review_items VALUES (?,?,?,?,?,?,?,?,?)",
+        _x(store, f"INSERT INTO qc_review_items ({', '.join(REVIEW_ITEM_COLS)}) VALUES (?,?,?,?,?,?,?,?,?)",
            (sample_id, call_id, reviewer, rid, outcome, verdict, inote, source, stamp))
-    _x(store, "INSERT INTO qc_reviews VALUES (?,?,?,?,?,?,?)",
+    _x(store, f"INSERT INTO qc_reviews ({', '.join(REVIEW_COLS)}) VALUES (?,?,?,?,?,?,?)",
        (sample_id, call_id, reviewer, manual_score, note, source, stamp))
 
 
@@ -233,7 +212,7 @@ def reviews_of(store: SQLStoreBase, call_id: str) -> list[tuple]:
     """(sample_id, reviewer, manual_score, note, source, imported_at), oldest first."""
     ensure(store)
     return all_rows(store, "SELECT sample_id, reviewer, manual_score, note, source, imported_at FROM qc_reviews "
-                           "WHERE call_id=? ORDER BY imported_at, reviewer", (call_id,))
+                           f"WHERE call_id=? ORDER BY imported_at, {store._SEQ}", (call_id,))
 
 
 def review_items_of(store: SQLStoreBase, call_id: str) -> list[tuple]:
@@ -322,7 +301,7 @@ def final_parts(store: SQLStoreBase, call_id: str) -> tuple[tuple | None, tuple 
     the same precedence as ``workflow.final_scores``."""
     ensure(store)
     m = one_row(store, "SELECT manual_score, reviewer FROM qc_reviews WHERE call_id=? AND manual_score IS NOT NULL "
-                       "ORDER BY imported_at DESC, reviewer DESC LIMIT 1", (call_id,))
+                       f"ORDER BY imported_at DESC, {store._SEQ} DESC LIMIT 1", (call_id,))
     a = one_row(store, "SELECT decided_score, appeal_id FROM qc_appeals WHERE call_id=? AND status='upheld' "
                        "ORDER BY decided_at DESC, appeal_id DESC LIMIT 1", (call_id,))
     return m, a

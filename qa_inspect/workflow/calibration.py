@@ -15,8 +15,7 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any, Hashable, Sequence
 
-from qa_inspect.store import SQLiteStore
-from qa_inspect.workflow.db import ensure_schema
+from qa_inspect.store import WorkflowStore
 
 FLAGGED = ("fail", "hit")
 
@@ -169,18 +168,14 @@ class Calibration:
         return d
 
 
-def calibrate(store: SQLiteStore) -> Calibration:
+def calibrate(store: WorkflowStore) -> Calibration:
     """Machine vs reviewers over every imported review (all samples)."""
-    db = ensure_schema(store.db)
-    items = db.execute(
-        "SELECT i.call_id, i.reviewer, i.rule_id, i.machine_outcome, i.verdict FROM qc_review_items i "
-        "ORDER BY i.call_id, i.rule_id, i.reviewer").fetchall()
-    started = {cid: s for cid, s in db.execute("SELECT call_id, started_at FROM qc_sample_calls")}
+    inputs = store.calibration_inputs()
+    items = inputs.items
+    started = inputs.started
     # the machine score the reviewer saw (the latest sample of the call that has it)
-    machine_score = {cid: s for cid, s in db.execute(
-        "SELECT c.call_id, c.machine_score FROM qc_sample_calls c JOIN qc_samples s USING (sample_id) "
-        "ORDER BY s.created_at")}
-    reviews = db.execute("SELECT call_id, reviewer, manual_score FROM qc_reviews ORDER BY imported_at").fetchall()
+    machine_score = inputs.machine_score
+    reviews = inputs.reviews
 
     # one verdict per (call, reviewer, rule): the latest import wins across samples
     latest: dict[tuple[str, str, str], tuple[str, str]] = {}

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qa_inspect.errors import QAError
-from qa_inspect.store import SQLiteStore
-from qa_inspect.workflow.db import WorkflowError, ensure_schema, now_iso
+from qa_inspect.store import WorkflowStore
+from qa_inspect.workflow.db import WorkflowError, now_iso
 from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
 from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
                         rows_for_call, write_worksheet)
@@ -38,32 +38,28 @@ class SampleInfo:
                 "new": self.new, **describe_draw(self.draw)}
 
 
-def create_sample(store: SQLiteStore, plan: SamplingPlan, seed: int, out: str | Path, *,
+def create_sample(store: WorkflowStore, plan: SamplingPlan, seed: int, out: str | Path, *,
                   redact: bool = True) -> SampleInfo:
     """Draw the sample, record it in the database (one transaction) and write the worksheet."""
     red = _redactor(redact)
-    db = ensure_schema(store.db)
     results = {r.call.call_id: r for r in store.results()}
     draw = draw_sample(list(results.values()), plan, seed)
     sid = sample_id_for(plan, seed, draw.ids) + ("" if redact else "-raw")
     rows: list[SheetRow] = []
     for d in draw.calls:
         rows += rows_for_call(sid, results[d.call_id], red)
-    new = db.execute("SELECT 1 FROM qc_samples WHERE sample_id=?", (sid,)).fetchone() is None
-    with db:
-        db.execute("INSERT OR REPLACE INTO qc_samples VALUES (?,?,?,?,?,?,?)",
-                   (sid, plan.id, plan.version, plan.hash, seed, now_iso(), str(out)))
-        for d in draw.calls:
-            r = results[d.call_id]
-            sc = r.score
-            db.execute("INSERT OR REPLACE INTO qc_sample_calls VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (sid, r.call.call_id, r.call.agent_id, r.call.started_at, r.call.path, d.reason,
-                        sc.score if sc else None, sc.grade if sc else None, int(bool(sc and sc.fatal)),
-                        r.config_hash))
-        for row in rows:
-            db.execute("INSERT OR REPLACE INTO qc_sample_items VALUES (?,?,?,?,?,?,?,?)",
-                       (sid, row.call_id, row.item, row.title, row.machine_verdict, row.machine_points,
-                        row.evidence, row.time))
+    new = not store.sample_exists(sid)
+    calls = []
+    for d in draw.calls:
+        r = results[d.call_id]
+        sc = r.score
+        calls.append((sid, r.call.call_id, r.call.agent_id, r.call.started_at, r.call.path, d.reason,
+                      sc.score if sc else None, sc.grade if sc else None, int(bool(sc and sc.fatal)),
+                      r.config_hash))
+    store.record_sample(  # one transaction
+        (sid, plan.id, plan.version, plan.hash, seed, now_iso(), str(out)), calls,
+        [(sid, row.call_id, row.item, row.title, row.machine_verdict, row.machine_points, row.evidence, row.time)
+         for row in rows])
     meta = {"sample_id": sid, "plan": f"{plan.id} {plan.version} ({plan.source})", "seed": seed,
             "calls": len(draw.calls), "redacted": "yes" if redact else "no", "created_at": now_iso()}
     path = write_worksheet(out, rows, meta)
@@ -95,7 +91,7 @@ def _sheet_rows(path: Path):
     return wb, wb[SHEET].iter_rows(values_only=True)
 
 
-def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> ImportReport:
+def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> ImportReport:
     """Record ``reviewer``'s verdicts and manual scores from a filled worksheet.
 
     Validated row by row: a bad row becomes an error ``file:row N: reason`` and every good row
@@ -107,7 +103,6 @@ def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> Imp
         raise WorkflowError("a reviewer name is needed (--reviewer)")
     if not p.is_file():
         raise WorkflowError("worksheet not found", str(p))
-    db = ensure_schema(store.db)
     rep = ImportReport(source=str(p))
     wb, it = _sheet_rows(p)
     try:
@@ -138,30 +133,22 @@ def import_worksheet(store: SQLiteStore, path: str | Path, reviewer: str) -> Imp
         rep.rows += 1
         where = f"{p}:row {n}"
         try:
-            _check_row(db, cell, where, items, scores, seen_rows, n, rep, sheet_sample)
+            _check_row(store, cell, where, items, scores, seen_rows, n, rep, sheet_sample)
         except WorkflowError as e:
             rep.errors.append(e)
-    stamp = now_iso()
-    with db:  # the good rows, all at once
-        for (sid, cid, rid), (verdict, note, outcome, where) in items.items():
-            db.execute("INSERT OR REPLACE INTO qc_review_items VALUES (?,?,?,?,?,?,?,?,?)",
-                       (sid, cid, reviewer, rid, outcome, verdict, note, where, stamp))
-            rep.calls.add(cid)
-        keys = {(sid, cid) for sid, cid, _ in items} | set(scores)
-        for sid, cid in keys:
-            score, note, where = scores.get((sid, cid), (None, None, None))
-            old = db.execute("SELECT manual_score, note, source FROM qc_reviews WHERE sample_id=? AND call_id=? "
-                             "AND reviewer=?", (sid, cid, reviewer)).fetchone()
-            if score is None and old is not None:  # a sheet without the score keeps the earlier one
-                score, note, where = old
-            db.execute("INSERT OR REPLACE INTO qc_reviews VALUES (?,?,?,?,?,?,?)",
-                       (sid, cid, reviewer, score, note, where, stamp))
-            rep.calls.add(cid)
+    keys = {(sid, cid) for sid, cid, _ in items} | set(scores)
+    store.record_review(  # the good rows, all at once (one transaction)
+        reviewer,
+        [(sid, cid, rid, outcome, verdict, note, where)
+         for (sid, cid, rid), (verdict, note, outcome, where) in items.items()],
+        [(sid, cid, *scores.get((sid, cid), (None, None, None))) for sid, cid in sorted(keys)],
+        now_iso())
+    rep.calls.update(cid for _sid, cid in keys)
     rep.items, rep.scores = len(items), len(scores)
     return rep
 
 
-def _check_row(db, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
+def _check_row(store: WorkflowStore, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
                rep: ImportReport, sheet_sample: dict[str, str]) -> None:
     verdict = norm_cell(cell["reviewer_verdict"]).lower()
     note = norm_cell(cell["reviewer_note"])
@@ -182,8 +169,8 @@ def _check_row(db, cell: dict, where: str, items: dict, scores: dict, seen_rows:
                                 f"not {verdict or 'blank'!r}", where)
         if item == CALL_ITEM:
             raise WorkflowError(f"item {CALL_ITEM} cannot be added; put the manual score on the call's row", where)
-        other = db.execute("SELECT outcome FROM qc_sample_items WHERE sample_id=? AND call_id=? AND rule_id=?",
-                           (sid, call_id, item)).fetchone()
+        stored = store.sample_item(sid, call_id, item)
+        other = (stored[1],) if stored is not None else None  # the machine outcome
         if other is not None and other[0] in FLAGGED:
             raise WorkflowError(f"item {item!r} of call {call_id!r} is already flagged by the machine "
                                 f"({other[0]}): use 'confirmed' on its row", where)
@@ -198,14 +185,12 @@ def _check_row(db, cell: dict, where: str, items: dict, scores: dict, seen_rows:
     if len(parts) != 3:
         raise WorkflowError(f"row_id {row_id!r} is not sample|call|item (hidden column edited?)", where)
     sid, rid_call, rid_item = parts
-    if db.execute("SELECT 1 FROM qc_samples WHERE sample_id=?", (sid,)).fetchone() is None:
+    if not store.sample_exists(sid):
         raise WorkflowError(f"unknown sample {sid!r} (was this sheet written for another database?)", where)
-    call = db.execute("SELECT agent_id, started_at, audio FROM qc_sample_calls WHERE sample_id=? AND call_id=?",
-                      (sid, rid_call)).fetchone()
+    call = store.sample_call(sid, rid_call)
     if call is None:
         raise WorkflowError(f"unknown call {rid_call!r}: not in sample {sid}", where)
-    stored = db.execute("SELECT title, outcome, points, evidence, time FROM qc_sample_items "
-                        "WHERE sample_id=? AND call_id=? AND rule_id=?", (sid, rid_call, rid_item)).fetchone()
+    stored = store.sample_item(sid, rid_call, rid_item)
     if stored is None:
         raise WorkflowError(f"unknown item {rid_item!r} for call {rid_call!r} in sample {sid}", where)
     want = dict(zip(MACHINE_COLS, (rid_call, call[0], call[1], rid_item, stored[0], stored[1], stored[2],

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from qa_inspect.store import loads
 from qa_inspect.store import workspace as ws
-from qa_inspect.workflow.db import WorkflowError, ensure_schema, now_iso
+from qa_inspect.workflow.db import WorkflowError, now_iso
 
 VERDICTS = ("confirmed", "false_positive", "missed")
 FLAGGED = ("fail", "hit")
@@ -33,11 +33,9 @@ class Conflict(WorkflowError):
 
 
 def ready(store) -> None:
-    """The workflow tables and the workspace tables exist (first use creates them)."""
+    """The workspace tables exist (first use creates them; the workflow's come with the store)."""
     if getattr(store, "_workflow_ready", False):
         return
-    if getattr(store, "P", "?") == "?":
-        ensure_schema(store.db)
     ws.ensure(store)
     ws.ensure_review_indexes(store)
     store._workflow_ready = True
