@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from qa_inspect.store.base import SQLStoreBase
+from qa_inspect.store.workflow_sql import APPEAL_COLS as _APPEAL_COLS
 from qa_inspect.store.workflow_sql import REVIEW_COLS, REVIEW_ITEM_COLS
 
 _TABLES = """
@@ -52,8 +53,7 @@ CREATE INDEX IF NOT EXISTS web_calls_day ON web_calls(day, started_at);
 """
 
 USER_COLS = "name, role, agent_id, pw_hash, disabled, lang, created_at"
-APPEAL_COLS = ("appeal_id, call_id, reason, opened_by, opened_at, status, decided_by, decided_at, "
-               "decided_score, decision_note")
+APPEAL_COLS = ", ".join(_APPEAL_COLS)  # the store's own list (workflow_sql)
 
 
 def _pg(store: SQLStoreBase) -> bool:
@@ -265,21 +265,6 @@ def appeal_insert(store: SQLStoreBase, call_id: str, reason: str, by: str, now: 
     for rid in items:
         _x(store, "INSERT INTO web_appeal_items VALUES (?,?)", (aid, rid))
     return int(aid)
-
-
-def appeal_get(store: SQLStoreBase, appeal_id: int) -> tuple | None:
-    ensure(store)
-    return one_row(store, f"SELECT {APPEAL_COLS} FROM qc_appeals WHERE appeal_id=?", (appeal_id,))
-
-
-def appeals_of(store: SQLStoreBase, call_id: str | None = None, status: str | None = None) -> list[tuple]:
-    ensure(store)
-    q, args = f"SELECT {APPEAL_COLS} FROM qc_appeals WHERE 1=1", []
-    if call_id is not None:
-        q, args = q + " AND call_id=?", args + [call_id]
-    if status is not None:
-        q, args = q + " AND status=?", args + [status]
-    return all_rows(store, q + " ORDER BY appeal_id", args)
 
 
 def appeal_items(store: SQLStoreBase, appeal_id: int) -> list[str]:

@@ -258,7 +258,7 @@ def call_view(store, call_id: str, *, redact: bool = False) -> dict[str, Any]:
     tr = rec.get("transcript") or {}
     items = call_items(rec)
     appeals = []
-    for row in ws.appeals_of(store, call_id):
+    for row in store.appeal_rows(call_id=call_id):
         d = dict(zip(ws.APPEAL_COLS.split(", "), row))
         d["id"] = d["appeal_id"]
         d["items"] = ws.appeal_items(store, d["appeal_id"])
@@ -386,7 +386,7 @@ def open_appeal(store, call_id: str, by: str, items: Iterable[str], reason: str,
     now = now or datetime.now(timezone.utc)
     if started is not None and now - started > timedelta(days=window_days):
         raise WorkflowError(f"the appeal window ({window_days} days after the call) has closed")
-    old = ws.appeals_of(store, call_id)
+    old = store.appeal_rows(call_id=call_id)
     if any(a[5] == "open" for a in old):
         raise Conflict(f"call {call_id} already has an open appeal")
     if len(old) >= limit:
@@ -401,7 +401,7 @@ def open_appeal(store, call_id: str, by: str, items: Iterable[str], reason: str,
 
 def get_appeal(store, appeal_id: int) -> dict[str, Any]:
     ready(store)
-    row = ws.appeal_get(store, appeal_id)
+    row = store.appeal_row(appeal_id)
     if row is None:
         raise NotFound(f"no appeal #{appeal_id}")
     d = dict(zip(ws.APPEAL_COLS.split(", "), row))
@@ -413,7 +413,7 @@ def get_appeal(store, appeal_id: int) -> dict[str, Any]:
 def list_open_appeals(store, agent: str | None = None) -> list[dict[str, Any]]:
     ready(store)
     out = []
-    for row in ws.appeals_of(store, status="open"):
+    for row in store.appeal_rows(status="open"):
         d = get_appeal(store, row[0])
         r = ws.index_row(store, d["call_id"])
         d["agent_id"] = r[3] if r else ""
