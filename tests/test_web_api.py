@@ -379,3 +379,22 @@ def test_assigned_queue_round_robin(sqlite_db, root, tmp_path):
     assert mine[0] not in [x["call_id"] for x in c.get("/api/queue").json()["calls"]]
     assert done["next_call"] == (mine[1] if len(mine) > 1 else done["next_call"])
     assert run(main, ["assign", sid, "--reviewers", "ag1", "--db", sqlite_db]).exit_code == 2
+
+
+def test_sample_assigns_round_robin_to_the_plans_reviewers(sqlite_db, root, tmp_path):
+    from click.testing import CliRunner
+
+    from qa_inspect.cli import main
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text((root / "rules/sampling_plan.yaml").read_text(encoding="utf-8")
+                    + "reviewers: [rev1, rev2]\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["sample", "--db", sqlite_db, "--plan", str(plan), "--seed", "3",
+                                  "--out", str(tmp_path / "ws.xlsx")])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("assigned"))
+    n1, n2 = (int(x.split()[1]) for x in line.split(": ", 1)[1].split(", "))
+    assert abs(n1 - n2) <= 1 and n1 + n2 >= 2
+    q1 = client(sqlite_db, "rev1").get("/api/queue").json()["calls"]
+    q2 = client(sqlite_db, "rev2").get("/api/queue").json()["calls"]
+    assert (len(q1), len(q2)) == (n1, n2) and not {c["call_id"] for c in q1} & {c["call_id"] for c in q2}

@@ -143,6 +143,8 @@ def sample(db, plan_path, seed, out, redact, as_json):
     click.echo(f"sample {info.sample_id}{'' if info.new else ' (same as before)'}: {s['drawn']} of "
                f"{s['considered']} call(s) ({by}){'; excluded ' + ex if ex else ''}")
     click.echo(f"worksheet: {info.worksheet} ({info.rows} rows)")
+    if s.get("assigned"):
+        click.echo("assigned (workspace queue): " + ", ".join(f"{k} {v}" for k, v in s["assigned"].items()))
 
 
 # --- review -------------------------------------------------------------------------------

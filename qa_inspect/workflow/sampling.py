@@ -31,7 +31,7 @@ from qa_inspect.errors import RuleError
 from qa_inspect.records import CallResult
 from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
 
-TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters"}
+TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters", "reviewers"}
 META_KEYS = {"id", "version", "title", "description"}
 INCLUDE_KEYS = {"fatal", "risk"}
 PER_AGENT_KEYS = {"n", "stratify_by"}
@@ -51,6 +51,7 @@ class SamplingPlan:
     min_duration_s: float = 0.0
     exclude_agents: tuple[str, ...] = ()
     exclude_calls: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()  # the drawn calls go round-robin to them (workspace queue)
     source: str = ""
     hash: str = ""
 
@@ -115,7 +116,7 @@ def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
         random_share=float(number(doc, "random_share", 0.0, 0.0, 1.0)),
         min_duration_s=float(number(flt, "min_duration_s", 0.0, 0.0)),
         exclude_agents=ids(flt, "exclude_agents"), exclude_calls=ids(flt, "exclude_calls"),
-        source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+        reviewers=ids(doc, "reviewers"), source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
     raise_problems(ctx.problems, file)
     return plan
 

@@ -133,8 +133,10 @@ def queue(store, reviewer: str) -> list[dict[str, Any]]:
 
 
 def assign(store, sample_id: str, reviewers: list[str] | None = None, *, call_id: str = "",
-           reviewer: str = "") -> list[tuple[str, str]]:
-    """Assign a sample's calls round-robin to ``reviewers`` (in call order), or one call by hand."""
+           reviewer: str = "", check_users: bool = True) -> list[tuple[str, str]]:
+    """Assign a sample's calls round-robin to ``reviewers`` (in call order), or one call by hand.
+    ``check_users``: each must be a workspace account that reviews (``sample`` with a plan's
+    reviewers skips this: the accounts may come later)."""
     ready(store)
     calls = ws.sample_calls(store, sample_id)
     if not calls:
@@ -150,14 +152,14 @@ def assign(store, sample_id: str, reviewers: list[str] | None = None, *, call_id
         pairs = [(cid, names[i % len(names)]) for i, cid in enumerate(calls)]
     from qa_inspect.workflow.accounts import get_user
 
-    for who in {w for _, w in pairs}:
+    for who in sorted({w for _, w in pairs}) if check_users else ():
         if get_user(store, who).role not in ("reviewer", "supervisor", "admin"):
             raise WorkflowError(f"user {who!r} is not a reviewer")
     stamp = now_iso()
     with ws.tx(store):
         ws.assign(store, sample_id, pairs, stamp)
         for cid, who in pairs:
-            ws.audit(store, stamp, "cli", "assign", cid, sample_id, None, who)
+            ws.audit(store, stamp, "sample" if not check_users else "cli", "assign", cid, sample_id, None, who)
     return pairs
 
 
