@@ -44,7 +44,7 @@ def serve(db, host, port, audio_root, appeal_window_days, appeal_limit):
 
         from qa_inspect.web.app import create_app
     except ImportError as e:
-        fail(QAError(f"the web workspace needs its packages ({e.name}): pip install qa-inspect"))
+        fail(QAError(f"复核工作台缺少依赖包 {e.name} / the web workspace needs its packages ({e.name}): pip install qa-inspect"))
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}: anyone who can reach this address sees the login page; "
                    "put it behind an HTTPS reverse proxy", err=True)
@@ -135,7 +135,7 @@ def assign(sample_id, reviewers, call_id, reviewer, db):
     from qa_inspect.workflow import workspace
 
     if bool(call_id) != bool(reviewer) or (call_id and reviewers) or not (call_id or reviewers):
-        fail(QAError("give --reviewers A,B (round-robin), or --call C with --reviewer R"))
+        fail(QAError("请给出 --reviewers A,B（轮流分配），或 --call C 加 --reviewer R / give --reviewers A,B, or --call C with --reviewer R"))
     store = open_existing_store(db)
     with store_errors(db, store):
         workspace.sync_index(store)

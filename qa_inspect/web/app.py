@@ -114,7 +114,7 @@ def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = "
     async def bad_request(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return page_or_json(request, 422, f"{where}: {first.get('msg', 'invalid request')}")
+        return page_or_json(request, 422, f"请求格式错误 / invalid request: {where}: {first.get('msg', '')}")
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     from qa_inspect.web import api, pages

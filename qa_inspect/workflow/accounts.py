@@ -45,13 +45,13 @@ def add_user(store, name: str, role: str, password: str, agent_id: str = "") -> 
     """Create (or reset the role/password of) a user; (user, created)."""
     name = name.strip()
     if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise WorkflowError(f"user name {name!r} must be 1–64 characters without spaces")
+        raise WorkflowError(f"用户名 {name!r} 须为 1–64 个字符且不含空格 / user name {name!r} must be 1–64 characters without spaces")
     if role not in ROLES:
-        raise WorkflowError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise WorkflowError(f"角色 {role!r} 无效 / role {role!r} is not one of {', '.join(ROLES)}")
     if role == "agent" and not agent_id.strip():
-        raise WorkflowError("an agent account needs --agent-id (the agent id in the manifest, e.g. A001)")
+        raise WorkflowError("坐席账号须指定 --agent-id（清单中的坐席工号，如 A001）/ an agent account needs --agent-id")
     if len(password) < 8:
-        raise WorkflowError("the password needs at least 8 characters")
+        raise WorkflowError("密码至少 8 个字符 / the password needs at least 8 characters")
     old = ws.user_get(store, name)
     new = ws.user_put(store, name, role, agent_id.strip(), _hasher().hash(password), now_iso())
     _audit(store, "user_add" if new else "user_update", name,
@@ -72,7 +72,7 @@ def _audit(store, action: str, name: str, before, after, by: str = "cli") -> Non
 def get_user(store, name: str) -> User:
     row = ws.user_get(store, name)
     if row is None:
-        raise WorkflowError(f"no user {name!r}")
+        raise WorkflowError(f"没有用户 {name!r} / no user {name!r}")
     return _user(row)
 
 
@@ -89,7 +89,7 @@ def set_disabled(store, name: str, disabled: bool = True) -> User:
 
 def set_lang(store, name: str, lang: str) -> User:
     if lang not in LANGS:
-        raise WorkflowError(f"language {lang!r} is not one of {', '.join(LANGS)}")
+        raise WorkflowError(f"界面语言 {lang!r} 无效 / language {lang!r} is not one of {', '.join(LANGS)}")
     before = get_user(store, name).lang
     ws.user_set(store, name, lang=lang)
     _audit(store, "user_lang", name, {"lang": before}, {"lang": lang}, by=name)

@@ -140,21 +140,21 @@ def assign(store, sample_id: str, reviewers: list[str] | None = None, *, call_id
     ready(store)
     calls = ws.sample_calls(store, sample_id)
     if not calls:
-        raise NotFound(f"no sample {sample_id!r} (or it has no calls)")
+        raise NotFound(f"没有抽检批次 {sample_id!r} / no sample {sample_id!r} (or it has no calls)")
     if call_id:
         if call_id not in calls:
-            raise NotFound(f"call {call_id!r} is not in sample {sample_id}")
+            raise NotFound(f"通话 {call_id!r} 不在抽检批次 {sample_id} 中 / call {call_id!r} is not in sample {sample_id}")
         pairs = [(call_id, reviewer)]
     else:
         names = [r.strip() for r in reviewers or [] if r.strip()]
         if not names:
-            raise WorkflowError("name at least one reviewer")
+            raise WorkflowError("请至少指定一名质检员 / name at least one reviewer")
         pairs = [(cid, names[i % len(names)]) for i, cid in enumerate(calls)]
     from qa_inspect.workflow.accounts import get_user
 
     for who in sorted({w for _, w in pairs}) if check_users else ():
         if get_user(store, who).role not in ("reviewer", "supervisor", "admin"):
-            raise WorkflowError(f"user {who!r} is not a reviewer")
+            raise WorkflowError(f"用户 {who!r} 不是质检员 / user {who!r} is not a reviewer")
     stamp = now_iso()
     with ws.tx(store):
         ws.assign(store, sample_id, pairs, stamp)
@@ -168,9 +168,9 @@ def assign(store, sample_id: str, reviewers: list[str] | None = None, *, call_id
 def load_record(store, call_id: str) -> dict[str, Any]:
     row = ws.result_record(store, call_id)
     if row is None:
-        raise NotFound(f"no call {call_id!r}")
+        raise NotFound(f"没有通话 {call_id!r} / no call {call_id!r}")
     if row[0] != "ok":
-        raise NotFound(f"call {call_id!r} has no result to review (status {row[0]})")
+        raise NotFound(f"通话 {call_id!r} 没有可复核的结果 / call {call_id!r} has no result to review (status {row[0]})")
     return loads(row[1])
 
 
@@ -295,7 +295,7 @@ def audio_path(store, call_id: str) -> str:
     """The audio file the database registers for the call (the manifest path of its result)."""
     rec = load_record(store, call_id)
     if not rec.get("path"):
-        raise NotFound(f"call {call_id!r} has no audio")
+        raise NotFound(f"通话 {call_id!r} 没有录音 / call {call_id!r} has no audio")
     return rec["path"]
 
 
@@ -320,19 +320,19 @@ def save_review(store, call_id: str, reviewer: str, verdicts: Mapping[str, str],
     for rid, v in verdicts.items():
         it = items.get(rid)
         if it is None:
-            raise WorkflowError(f"call {call_id!r} has no item {rid!r}")
+            raise WorkflowError(f"通话 {call_id!r} 没有质检项 {rid!r} / call {call_id!r} has no item {rid!r}")
         if v not in VERDICTS:
-            raise WorkflowError(f"verdict {v!r} for {rid} is not one of {', '.join(VERDICTS)}")
+            raise WorkflowError(f"{rid} 的结论 {v!r} 无效 / verdict {v!r} for {rid} is not one of {', '.join(VERDICTS)}")
         if v == "false_positive" and not it["hit"]:
-            raise WorkflowError(f"误报 (false_positive) on {rid}, which the machine did not flag ({it['outcome']})")
+            raise WorkflowError(f"{rid} 机器未命中，不能标为误报 / false_positive on {rid}, which the machine did not flag ({it['outcome']})")
         if v == "missed" and it["hit"]:
-            raise WorkflowError(f"漏检 (missed) on {rid}, which the machine flagged ({it['outcome']})")
+            raise WorkflowError(f"{rid} 机器已命中，不能标为漏检 / missed on {rid}, which the machine flagged ({it['outcome']})")
         if v == "false_positive" and it["fatal"] and not (comment or (notes.get(rid) or "").strip()):
-            raise WorkflowError(f"overturning the fatal item {rid} (一票否决) needs a comment")
+            raise WorkflowError(f"推翻一票否决项 {rid} 须填写复核意见 / overturning the fatal item {rid} needs a comment")
     if manual_score is None:
         manual_score = recompute(rec.get("score"), list(items.values()), verdicts)
     elif not isinstance(manual_score, (int, float)) or not 0 <= manual_score <= 100:
-        raise WorkflowError(f"manual_score {manual_score!r} is outside 0–100")
+        raise WorkflowError(f"人工评分 {manual_score!r} 超出 0–100 / manual_score {manual_score!r} is outside 0–100")
     samples = ws.samples_of(store, call_id)
     sample_id = samples[0] if samples else WEB_SAMPLE
     before = [r for r in ws.reviews_of(store, call_id) if r[1] == reviewer]
@@ -341,7 +341,7 @@ def save_review(store, call_id: str, reviewer: str, verdicts: Mapping[str, str],
     rows = [(rid, items[rid]["outcome"], v, (notes.get(rid) or "").strip() or None) for rid, v in sorted(verdicts.items())]
     with ws.tx(store):
         if not ws.version_bump(store, call_id, int(version)):
-            raise Conflict(f"call {call_id} was saved by someone else since you opened it (version {version}); "
+            raise Conflict(f"他人已先保存通话 {call_id}，请刷新后查看 / call {call_id} was saved by someone else since you opened it (version {version}); "
                            "reload to see their review")
         ws.review_put(store, sample_id, call_id, reviewer, manual_score, comment or None, "web", stamp, rows)
         ws.audit(store, stamp, reviewer, "review", call_id, sample_id,
@@ -377,22 +377,22 @@ def open_appeal(store, call_id: str, by: str, items: Iterable[str], reason: str,
     chosen = sorted({str(i) for i in items})
     reason = (reason or "").strip()
     if not chosen:
-        raise WorkflowError("choose at least one item to appeal")
+        raise WorkflowError("请勾选要申诉的检出项 / choose at least one item to appeal")
     if not reason:
-        raise WorkflowError("an appeal needs a reason (申诉理由)")
+        raise WorkflowError("请填写申诉理由 / an appeal needs a reason")
     flagged = {i["rule_id"] for i in call_items(rec) if appealable(i)}
     bad = [i for i in chosen if i not in flagged]
     if bad:
-        raise WorkflowError(f"only items that cost points can be appealed; not these: {', '.join(bad)}")
+        raise WorkflowError(f"只能申诉扣分项或一票否决项 / only items that cost points can be appealed; not these: {', '.join(bad)}")
     started = _started(rec)
     now = now or datetime.now(timezone.utc)
     if started is not None and now - started > timedelta(days=window_days):
-        raise WorkflowError(f"the appeal window ({window_days} days after the call) has closed")
+        raise WorkflowError(f"已超过申诉期限（通话后 {window_days} 天）/ the appeal window ({window_days} days after the call) has closed")
     old = store.appeal_rows(call_id=call_id)
     if any(a[5] == "open" for a in old):
-        raise Conflict(f"call {call_id} already has an open appeal")
+        raise Conflict(f"通话 {call_id} 已有处理中的申诉 / call {call_id} already has an open appeal")
     if len(old) >= limit:
-        raise WorkflowError(f"call {call_id} has reached the limit of {limit} appeals")
+        raise WorkflowError(f"该通话申诉次数已达上限 {limit} 次 / call {call_id} has reached the limit of {limit} appeals")
     stamp = now_iso()
     with ws.tx(store):
         aid = ws.appeal_insert(store, call_id, reason, by, stamp, chosen)
@@ -405,7 +405,7 @@ def get_appeal(store, appeal_id: int) -> dict[str, Any]:
     ready(store)
     row = store.appeal_row(appeal_id)
     if row is None:
-        raise NotFound(f"no appeal #{appeal_id}")
+        raise NotFound(f"没有申诉 #{appeal_id} / no appeal #{appeal_id}")
     d = dict(zip(ws.APPEAL_COLS.split(", "), row))
     d["id"] = d["appeal_id"]
     d["items"] = ws.appeal_items(store, appeal_id)
@@ -431,21 +431,21 @@ def decide(store, appeal_id: int, by: str, upheld: bool, *, score: float | None 
     a = get_appeal(store, appeal_id)
     comment = (comment or "").strip()
     if not comment:
-        raise WorkflowError("a decision needs a comment (处理意见)")
+        raise WorkflowError("请填写处理意见 / a decision needs a comment")
     if a["status"] != "open":
-        raise Conflict(f"appeal #{appeal_id} is already {a['status']} (decided appeals are final)")
+        raise Conflict(f"申诉 #{appeal_id} 已处理，结果为终审 / appeal #{appeal_id} is already {a['status']} (decided appeals are final)")
     if not upheld and score is not None:
-        raise WorkflowError("a rejected appeal keeps the call's score: give no score")
+        raise WorkflowError("驳回的申诉不改分，请勿填写分数 / a rejected appeal keeps the call's score: give no score")
     rec = load_record(store, a["call_id"])
     if upheld and score is None:
         score = recompute(rec.get("score"), call_items(rec), {i: "false_positive" for i in a["items"]})
     if score is not None and not 0 <= score <= 100:
-        raise WorkflowError(f"score {score:g} is outside 0–100")
+        raise WorkflowError(f"分数 {score:g} 超出 0–100 / score {score:g} is outside 0–100")
     before = final_score(store, a["call_id"], rec.get("score"))["final"]
     stamp = now_iso()
     with ws.tx(store):
         if not ws.appeal_decide(store, appeal_id, "upheld" if upheld else "rejected", by, stamp, score, comment):
-            raise Conflict(f"appeal #{appeal_id} was decided meanwhile")
+            raise Conflict(f"申诉 #{appeal_id} 已被他人处理 / appeal #{appeal_id} was decided meanwhile")
         ws.audit(store, stamp, by, "appeal_decision", a["call_id"], f"#{appeal_id}",
                  json.dumps({"status": "open", "final": before}),
                  json.dumps({"status": "upheld" if upheld else "rejected", "score": score, "comment": comment},
