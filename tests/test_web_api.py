@@ -297,6 +297,13 @@ def test_browser_review_is_the_same_record_as_a_worksheet_review(sqlite_db):
         items = s.db.execute("SELECT reviewer, rule_id, machine_outcome, verdict FROM qc_review_items").fetchall()
     assert (fs.manual, fs.final, fs.source, fs.reviewer) == (70.0, 70.0, "manual", "rev1")
     assert items == [("rev1", "closing", "fail", "false_positive")]
+    from click.testing import CliRunner
+
+    from qa_inspect.cli import main
+
+    out = CliRunner().invoke(main, ["calibrate", "--db", sqlite_db]).output  # calibration counts it
+    closing = next(line.split() for line in out.splitlines() if line.startswith("closing "))
+    assert closing[1:4] == ["1", "0", "1"] and "closing: 1/week" in out  # n, tp, fp
 
 
 # --- appeals ------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def filters_from(request: Request, user: User) -> W.Filters:
         try:
             return float(v)
         except ValueError:
-            raise HTTPException(422, f"{k}: not a number ({v[:20]!r})") from None
+            raise HTTPException(422, f"{k} 不是数字 / not a number ({v[:20]!r})") from None
 
     def flag(k):
         v = q.get(k, "").strip().lower()
@@ -75,7 +75,7 @@ def page_args(request: Request) -> tuple[int, int]:
     try:
         return int(request.query_params.get("page", 1)), int(request.query_params.get("per_page", 50))
     except ValueError:
-        raise HTTPException(422, "page / per_page: not a number") from None
+        raise HTTPException(422, "page / per_page 不是数字 / not a number") from None
 
 
 @router.get("/me")
