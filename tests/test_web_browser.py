@@ -151,9 +151,14 @@ def test_reviewer_listens_marks_items_and_moves_on(browser, server, tmp_path):
         p.locator(".item.not-hit .v-missed").first.click()
     until(p, f"document.getElementById('score-manual').textContent.trim() !== {json.dumps(before)}")
     p.screenshot(path=str(Path(os.environ.get("QA_WEB_SCREENSHOT_DIR", tmp_path)) / "call_page.png"), full_page=False)
-    # keyboard: j selects the next hit item; c confirms it
+    # keyboard: space pauses/plays, j selects the next hit's item and seeks there, c confirms it
+    paused = p.evaluate("document.getElementById('player').paused")
+    p.locator("body").press(" ")
+    until(p, f"document.getElementById('player').paused === {'false' if paused else 'true'}")
     p.locator("body").press("j")
+    assert p.locator(".item.selected").count() == 1
     p.locator("body").press("c")
+    assert p.locator(".item.selected").get_attribute("data-verdict") == "confirmed"
     # submit → the next call of the queue
     p.click("#submit-review")
     p.wait_for_url(lambda u: f"/calls/{first}" not in u)
