@@ -405,3 +405,22 @@ def test_sample_assigns_round_robin_to_the_plans_reviewers(sqlite_db, root, tmp_
     q1 = client(sqlite_db, "rev1").get("/api/queue").json()["calls"]
     q2 = client(sqlite_db, "rev2").get("/api/queue").json()["calls"]
     assert (len(q1), len(q2)) == (n1, n2) and not {c["call_id"] for c in q1} & {c["call_id"] for c in q2}
+
+
+def test_calls_written_while_serving_reach_the_queue(sqlite_db):
+    import dataclasses
+    import time
+
+    from qa_inspect.store import open_store
+
+    with TestClient(app_for(sqlite_db, index_every_s=0.2)) as c:  # as a context: the indexer thread runs
+        c.headers["X-CSRF-Token"] = login(c, "rev1")
+        assert c.get("/api/calls?team=九组").json()["total"] == 0
+        with open_store(sqlite_db) as s:  # a batch writes a call meanwhile
+            r = s.get_result("zh_no_greeting")
+            s.put_result(dataclasses.replace(r, call=dataclasses.replace(r.call, call_id="zh_late", team="九组")))
+        for _ in range(50):
+            if c.get("/api/calls?team=九组").json()["total"] == 1:
+                break
+            time.sleep(0.1)
+        assert [x["call_id"] for x in c.get("/api/calls?team=九组").json()["calls"]] == ["zh_late"]

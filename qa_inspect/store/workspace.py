@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS web_rule_titles (rule_id TEXT PRIMARY KEY, title TEXT
 CREATE INDEX IF NOT EXISTS web_calls_order ON web_calls(started_at, call_id);
 CREATE INDEX IF NOT EXISTS web_calls_agent ON web_calls(agent_id, started_at);
 CREATE INDEX IF NOT EXISTS web_calls_day ON web_calls(day, started_at);
+CREATE INDEX IF NOT EXISTS web_results_updated ON results(updated_at);
+CREATE INDEX IF NOT EXISTS web_calls_updated ON web_calls(updated_at);
 """
 
 USER_COLS = "name, role, agent_id, pw_hash, disabled, lang, created_at"
@@ -298,12 +300,24 @@ INDEX_COLS = "call_id, started_at, day, agent_id, agent_name, team, score, grade
 COUNT_CAP = 2000  # a filtered count stops here ("2000+"): counting 100,000 rows on every page costs more than it tells
 
 
-def index_stale(store: SQLStoreBase, limit: int = 2000) -> list[tuple[str, str, float]]:
-    """(call_id, record JSON, updated_at) of ok results the index lacks or holds an older version of."""
+def index_stale(store: SQLStoreBase, limit: int = 2000, since: float | None = None) -> list[tuple[str, str, float]]:
+    """(call_id, record JSON, updated_at) of ok results the index lacks or holds an older version
+    of; only those written after ``since`` (an index range on ``results.updated_at``), or all."""
     ensure(store)
-    return all_rows(store, "SELECT r.call_id, r.record, r.updated_at FROM results r LEFT JOIN web_calls w ON w.call_id = r.call_id "
-                           "WHERE r.status='ok' AND (w.call_id IS NULL OR w.updated_at < r.updated_at) "
-                           "ORDER BY r.call_id LIMIT ?", (limit,))
+    # ordered by the column the range is on, so the planner walks that index (not every row)
+    recent, args, order = (("AND r.updated_at > ? ", [since], "r.updated_at") if since is not None
+                           else ("", [], "r.call_id"))
+    return all_rows(store, "SELECT r.call_id, r.record, r.updated_at FROM results r LEFT JOIN web_calls w "
+                           f"ON w.call_id = r.call_id WHERE r.status='ok' {recent}"
+                           "AND (w.call_id IS NULL OR w.updated_at < r.updated_at) "
+                           f"ORDER BY {order} LIMIT ?", [*args, limit])
+
+
+def index_newest(store: SQLStoreBase) -> float | None:
+    """The newest ``updated_at`` in the index (None when empty)."""
+    ensure(store)
+    r = one_row(store, "SELECT MAX(updated_at) FROM web_calls", ())
+    return float(r[0]) if r and r[0] is not None else None
 
 
 def index_put(store: SQLStoreBase, rows: Sequence[tuple], texts: Sequence[tuple[str, str]]) -> None:

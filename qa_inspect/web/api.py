@@ -86,7 +86,6 @@ def me(user: User = Depends(current_user)):
 @router.get("/calls")
 def calls(request: Request, user: User = Depends(current_user)):
     authorize(user, "calls.read")
-    request.app.state.pool.sync()
     page, per = page_args(request)
     return W.search_calls(request.app.state.pool.get(), filters_from(request, user), page, per)
 
@@ -94,7 +93,6 @@ def calls(request: Request, user: User = Depends(current_user)):
 @router.get("/queue")
 def my_queue(request: Request, user: User = Depends(current_user)):
     authorize(user, "review.save")
-    request.app.state.pool.sync()
     return {"calls": W.queue(request.app.state.pool.get(), user.name)}
 
 

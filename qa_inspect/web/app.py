@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -32,8 +32,6 @@ class StorePool:
     def __init__(self, url: str) -> None:
         self.url = url
         self.local = threading.local()
-        self.last_sync = 0.0
-        self.sync_lock = threading.Lock()
 
     def get(self):
         s = getattr(self.local, "store", None)
@@ -43,27 +41,46 @@ class StorePool:
             s = self.local.store = open_store(self.url)
         return s
 
-    def sync(self, every: float = 10.0) -> None:
-        """Index calls stored or re-scored since the last look (at most every ``every`` s)."""
-        if time.monotonic() - self.last_sync < every or not self.sync_lock.acquire(blocking=False):
-            return
-        try:
-            n = workspace.sync_index(self.get())
+
+def _indexer(url: str, stop: threading.Event, every: float) -> None:
+    """While the server runs: index calls that a batch or re-score wrote meanwhile (the queue
+    filters read the index), off the request path. Its own store, its own thread."""
+    from qa_inspect.store import open_store
+
+    store = open_store(url)
+    try:
+        while not stop.wait(every):
+            try:
+                n = workspace.sync_index(store, full=False)
+            except Exception:  # a failed pass (database busy, bad row) must not stop the server
+                log.exception("indexing new results failed; retrying in %.0f s", every)
+                continue
             if n:
                 log.info("indexed %d new or re-scored calls", n)
-            self.last_sync = time.monotonic()
-        finally:
-            self.sync_lock.release()
+    finally:
+        store.close()
 
 
 def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = ".",
                appeal_window_days: int = workspace.APPEAL_WINDOW_DAYS,
-               appeal_limit: int = workspace.APPEAL_LIMIT) -> FastAPI:
+               appeal_limit: int = workspace.APPEAL_LIMIT, index_every_s: float = 10.0) -> FastAPI:
     """The workspace over the results database ``db`` (SQLite path or postgresql:// URL).
-    Relative audio paths in the database are read relative to ``audio_root``."""
-    app = FastAPI(title="qa-inspect review workspace", docs_url=None, redoc_url=None, openapi_url=None)
+    Relative audio paths in the database are read relative to ``audio_root``; calls written
+    while it runs reach the queue within ``index_every_s``."""
     pool = StorePool(str(db))
-    pool.sync(every=0)
+    workspace.sync_index(pool.get(), full=True)  # every ok call in the queue index before the first page
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        stop = threading.Event()
+        t = threading.Thread(target=_indexer, args=(str(db), stop, index_every_s), daemon=True, name="qa-index")
+        t.start()
+        yield
+        stop.set()
+        t.join(timeout=10)
+
+    app = FastAPI(title="qa-inspect review workspace", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.pool = pool
     app.state.sessions = Sessions(secret)
     app.state.limiter = LoginLimiter()

@@ -89,7 +89,6 @@ def settings(request: Request, lang: str = Form("zh"), csrf: str = Form(""), use
 def queue_page(request: Request, user: User = Depends(current_user)):
     authorize(user, "calls.read")
     store = request.app.state.pool.get()
-    request.app.state.pool.sync()
     f = filters_from(request, user)
     page, per = page_args(request)
     found = W.search_calls(store, f, page, per)
