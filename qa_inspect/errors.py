@@ -28,3 +28,9 @@ class RuleError(QAError):
 
 class ModelMissingError(QAError):
     """A model is not installed; the message names the package to install."""
+
+
+class BudgetExceeded(QAError):
+    """A call ran past its time budget (``qa_inspect.batch.budget``); the message names the stage.
+
+    Stages that turn their own failures into warnings must re-raise this one."""

@@ -106,8 +106,16 @@ class Evidence:
     end: float | None
     text: str
     matcher: str = "keyword"  # keyword | regex | pinyin | fuzzy | semantic | metric
-    matched: str = ""  # the term or pattern that fired
+    matched: str = ""  # the term that fired, as the rule wrote it ("投诉≈头诉": phrase ≈ heard)
     confidence: float = 1.0
+    # the words heard in the turn that made the hit, as matched on the normalised text: the
+    # phrase (one per phrase of an ``all``), the window a pinyin/fuzzy step heard, a regex's
+    # match; empty for semantic and metric evidence and for records stored before this field
+    heard: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.heard, tuple):  # from JSON: a list
+            object.__setattr__(self, "heard", tuple(self.heard))
 
 
 @dataclass(frozen=True)

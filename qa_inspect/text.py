@@ -95,3 +95,59 @@ def cer(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edits, reference length) after normalisation; sum both over a corpus, then divide."""
     r, h = normalize(reference), normalize(hypothesis)
     return edit_distance(r, h), len(r)
+
+
+def mmss(seconds: float | None, unknown: str = "—") -> str:
+    """Seconds as "mm:ss" (minutes not wrapped at 60: 3725 s is "62:05"); ``unknown`` for None,
+    NaN, infinite, negative or non-numbers. The one mm:ss formatter of the product."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 \
+            or seconds == float("inf"):
+        return unknown
+    s = int(seconds)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+def highlight(text: str, terms) -> list[tuple[str, bool]]:
+    """Split verbatim ``text`` into ``(segment, is_match)`` pieces around ``terms`` (the words a
+    rule heard, e.g. ``rules.evidence_terms(e)``): every case-insensitive occurrence of a term in
+    the text; a term found only on the normalised text (工号1234 heard in 工号一二三四, a phrase
+    split by punctuation) is placed back on the verbatim text at its first occurrence. Where
+    spans overlap the first is kept. Segments are raw text: an HTML template escapes each one.
+    The one highlighter of the product (batch report, examples gallery, ``rules explain``)."""
+    if not text:
+        return []
+    spans: list[tuple[int, int]] = []
+    lo = text.lower()
+    norm = norm_len = None
+    for term in terms:
+        if not term:
+            continue
+        tl = term.lower()
+        i = lo.find(tl)
+        if i >= 0:
+            while i >= 0:
+                spans.append((i, i + len(tl)))
+                i = lo.find(tl, i + len(tl))
+            continue
+        if norm is None:  # norm_len[i]: length of the normalised text[:i] (offsets back to the text)
+            norm_len = [len(normalize(text[:i], drop_fillers=True)) for i in range(len(text) + 1)]
+            norm = normalize(text, drop_fillers=True)
+        nt = normalize(term, drop_fillers=True) or term
+        j = norm.find(nt)
+        if j < 0 or not nt:
+            continue
+        a = next(i for i in range(len(text)) if norm_len[i + 1] > j)
+        b = next(i for i in range(a, len(text) + 1) if norm_len[i] >= j + len(nt))
+        spans.append((a, b))
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for a, b in sorted(spans):
+        if a < pos:  # overlapping: keep the first
+            continue
+        if a > pos:
+            out.append((text[pos:a], False))
+        out.append((text[a:b], True))
+        pos = b
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out

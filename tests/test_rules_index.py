@@ -9,7 +9,8 @@ import pytest
 from qa_inspect.batch.inputs import read_input
 from qa_inspect.records import Transcript, Turn
 from qa_inspect.rules import evaluate, load_pack
-from qa_inspect.rules.engine import _fuzzy_pieces, evaluate_rule, prepare
+from qa_inspect.rules import evaluate_rule, prepare
+from qa_inspect.rules.fuzzy import fuzzy_pieces
 from qa_inspect.text import _nfkc, normalize, normalize_many
 
 
@@ -67,7 +68,7 @@ def test_fuzzy_pieces_pigeonhole():
     for _ in range(3000):
         n = "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 9)))
         k = rng.randint(1, 3)
-        pieces = _fuzzy_pieces(n, k)
+        pieces = fuzzy_pieces(n, k)
         kk = min(k, (len(n) - 1) // 2)
         if kk < 1:
             assert pieces == []
@@ -102,11 +103,11 @@ def test_normalize_many_and_fast_nfkc_agree_with_the_slow_path():
 
 def test_engine_records_are_built_whole(root):
     """The engine builds Evidence, RuleResult and PreparedTurn without the dataclass __init__
-    (engine._built): every field must be set, and the objects equal and hash as normal ones."""
+    (matching.built_record): every field must be set, and the objects equal and hash as normal ones."""
     from dataclasses import fields
 
     from qa_inspect.records import Evidence, RuleResult
-    from qa_inspect.rules.engine import PreparedTurn
+    from qa_inspect.rules import PreparedTurn
 
     pack = load_pack(root / "rules" / "telecom_zh.yaml")
     seen = set()
@@ -128,16 +129,16 @@ def test_engine_records_are_built_whole(root):
 def test_sounds_align_with_text_and_equal_only_for_equal_syllables():
     from pypinyin import Style, lazy_pinyin
 
-    from qa_inspect.rules.engine import _sounds
+    from qa_inspect.rules.phonetics import sounds
 
     text = "我要头诉投诉ab12啊a〇\x00感谢您来电"
-    s = _sounds(text)
+    s = sounds(text)
     assert len(s) == len(text) and s[text.index("\x00")] == "\x00"
     assert s[2:4] == s[4:6]  # 头诉 ≈ 投诉
     assert s[6:10] == "ab12"  # characters without a reading stand for themselves
     assert s[text.index("啊")] == "a"  # a one-letter reading is that letter, as pypinyin reads it
     syl = [lazy_pinyin(c, style=Style.NORMAL)[0] for c in "我要头诉感谢您来电"]
-    codes = [_sounds(c) for c in "我要头诉感谢您来电"]
+    codes = [sounds(c) for c in "我要头诉感谢您来电"]
     for i in range(len(syl)):
         for j in range(len(syl)):
             assert (codes[i] == codes[j]) == (syl[i] == syl[j])
@@ -147,7 +148,7 @@ def test_sound_index_candidates_do_not_make_exact_conditions_match():
     """With a pinyin condition in the pack the index scans sounds; a condition without pinyin
     still matches its phrases exactly (a homophone is only a candidate, rejected by the matcher)."""
     from qa_inspect.rules import parse_pack
-    from qa_inspect.rules.engine import pack_index
+    from qa_inspect.rules import pack_index
 
     text = ("pack: {id: t}\nrules:\n"
             "  - id: loose\n    kind: risk\n    match: {role: customer, any: [投诉], pinyin: true}\n"
@@ -164,11 +165,11 @@ def test_sound_index_candidates_do_not_make_exact_conditions_match():
 def test_sounds_of_a_long_text_equal_the_per_character_table():
     """Long texts (a whole call) are read through a numpy lookup table; short ones through
     str.translate. Both must give the same sounds, also beyond the BMP and for surrogates."""
-    from qa_inspect.rules.engine import _SOUNDS, _sounds
+    from qa_inspect.rules.phonetics import SOUNDS, sounds
 
     rng = random.Random(11)
     pool = "我要头诉投诉感谢您的来电工号1234abcXYZ啊哦额〇，。\x00 \U00020000\U000F0005\ue000"
     for _ in range(300):
         s = "".join(rng.choice(pool) for _ in range(rng.randint(0, 900)))
-        assert _sounds(s) == s.translate(_SOUNDS), s
-    assert _sounds("投" * 420 + "\ud800") == ("投" * 420 + "\ud800").translate(_SOUNDS)
+        assert sounds(s) == s.translate(SOUNDS), s
+    assert sounds("投" * 420 + "\ud800") == ("投" * 420 + "\ud800").translate(SOUNDS)

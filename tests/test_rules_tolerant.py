@@ -3,7 +3,7 @@ import pytest
 
 from qa_inspect.records import Transcript, Turn
 from qa_inspect.rules import evaluate, load_pack, parse_pack
-from qa_inspect.rules.engine import prepare
+from qa_inspect.rules import prepare
 
 
 def _tr(*turns):
@@ -67,11 +67,11 @@ def test_two_syllable_pinyin_needs_a_shared_character():
 
 
 def test_turn_pinyin_is_computed_once_and_lazily(monkeypatch):
-    from qa_inspect.rules import engine
+    from qa_inspect.rules import engine, matching
 
     calls = []
-    real = engine._sounds
-    monkeypatch.setattr(engine, "_sounds", lambda s: calls.append(s) or real(s))
+    real = matching.sounds
+    monkeypatch.setattr(matching, "sounds", lambda s: calls.append(s) or real(s))
     turns = prepare(_tr(("customer", "我要去头诉"), ("customer", "没别的")))
     pack = _pack("      any: [投诉, 工信部, 曝光, 律师]\n      pinyin: true\n")
     engine.evaluate_rule(pack.rules[0], turns, 60.0)

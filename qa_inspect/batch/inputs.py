@@ -1,18 +1,27 @@
 """Turn a batch input (audio folder, manifest CSV/JSONL, transcripts JSONL) into work items.
 
-A bad row never stops the batch: it becomes a work item carrying its error.
+A bad row never stops the batch: it becomes a work item carrying its error. What a user can
+feed in is bounded (``InputLimits``): line size, JSON nesting depth, turns per call and
+characters per turn; a row over a limit is an error row saying which limit and how to raise
+it. Files saved as UTF-8 (with or without BOM) or GBK/GB18030 (Excel's default on Chinese
+Windows) are read; the encoding used is logged.
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 from qa_inspect.speech.decode import SUPPORTED_SUFFIXES
 from qa_inspect.errors import InputError
 from qa_inspect.records import CHANNEL_LAYOUTS, CallInput, Transcript, Turn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,112 @@ class WorkItem:
 MANIFEST_FIELDS = ("call_id", "path", "agent_id", "agent_name", "team", "started_at",
                    "channel_layout", "language")
 
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input line / call may hold. Defaults from the environment (README "Limits")."""
+
+    # QA_INSPECT_MAX_LINE_BYTES: one CSV/JSONL line (a 1-hour call is ~0.3 MB; parsing a
+    # line of tiny JSON objects takes ~70 bytes of memory per input byte)
+    max_line_bytes: int = 4 * 1024 * 1024
+    max_depth: int = 20  # QA_INSPECT_MAX_JSON_DEPTH: nesting of one JSONL line (a transcript needs 5)
+    max_turns: int = 10_000  # QA_INSPECT_MAX_TURNS: turns of one call
+    max_turn_chars: int = 20_000  # QA_INSPECT_MAX_TURN_CHARS: characters of one turn
+    max_cell_chars: int = 4_096  # QA_INSPECT_MAX_CELL_CHARS: one manifest cell (ids, paths)
+
+    ENV = {"max_line_bytes": "QA_INSPECT_MAX_LINE_BYTES", "max_depth": "QA_INSPECT_MAX_JSON_DEPTH",
+           "max_turns": "QA_INSPECT_MAX_TURNS", "max_turn_chars": "QA_INSPECT_MAX_TURN_CHARS",
+           "max_cell_chars": "QA_INSPECT_MAX_CELL_CHARS"}
+
+    @classmethod
+    def from_env(cls) -> "InputLimits":
+        kw = {}
+        for name, var in cls.ENV.items():
+            raw = os.environ.get(var, "").strip()
+            if raw:
+                try:
+                    kw[name] = int(raw)
+                    if kw[name] < 1:
+                        raise ValueError
+                except ValueError:
+                    raise InputError(f"{var}={raw!r}: expected a whole number ≥ 1") from None
+        return cls(**kw)
+
+    def env(self, name: str) -> str:
+        return self.ENV[name]
+
+
+# --- encodings ---------------------------------------------------------------------------
+
+_SAMPLE = 1 << 20  # bytes looked at to choose a file's encoding
+
+
+def detect_encoding(p: Path) -> str:
+    """``utf-8-sig`` / ``utf-8`` / ``gb18030`` by a strict try-order over the file's first MiB:
+    a UTF-8 BOM wins; else UTF-8 if any non-ASCII line is valid UTF-8 (then a line that is not
+    becomes an error row); else GB18030 (a superset of GBK and GB2312) if every line decodes."""
+    with open(p, "rb") as fh:
+        head = fh.read(_SAMPLE)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("文件是 UTF-16 编码 / saved as UTF-16: save it as UTF-8 (Excel: "
+                         "\"CSV UTF-8\") or GBK", str(p))
+    lines = head.split(b"\n")
+    if len(head) == _SAMPLE and len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut in the middle of a character
+    non_ascii = [ln for ln in lines if not ln.isascii()]
+    if not non_ascii:
+        return "utf-8"
+    for ln in non_ascii:
+        try:
+            ln.decode("utf-8")
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+    try:
+        for ln in non_ascii:
+            ln.decode("gb18030")
+        return "gb18030"
+    except UnicodeDecodeError:
+        return "utf-8"  # neither: each bad line becomes an error row
+
+
+def _bounded_lines(fh: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line number, raw line or None if longer than max_bytes, size)``; never holds more
+    than ``max_bytes`` of one line in memory."""
+    n = 0
+    while True:
+        line = fh.readline(max_bytes + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            size = len(line)
+            while True:  # skip the rest of this line
+                chunk = fh.readline(1 << 20)
+                size += len(chunk)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield n, None, size
+        else:
+            yield n, line, len(line)
+
+
+def _too_long(size: int, limits: InputLimits) -> str:
+    return (f"行过长 / line too long: {size:,} bytes, the limit is {limits.max_line_bytes:,} "
+            f"({limits.env('max_line_bytes')})")
+
+
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+# --- manifest rows ------------------------------------------------------------------------
 
 def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout: str,
                        language: str) -> WorkItem:
@@ -41,8 +156,12 @@ def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout
         problems.append("missing call_id")
     if not path:
         problems.append("missing path")
+    elif (base / path).is_dir():
+        problems.append(f"audio path is a folder, not a file: {path}")
     elif not (base / path).exists():
         problems.append(f"audio file not found: {path}")
+    elif not (base / path).is_file():  # a device or a pipe (/dev/zero would be read forever)
+        problems.append(f"audio path is not a regular file: {path}")
     if call.channel_layout not in CHANNEL_LAYOUTS:
         problems.append(f"channel_layout {call.channel_layout!r} is not one of {', '.join(CHANNEL_LAYOUTS)}")
     if unknown:
@@ -50,7 +169,104 @@ def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout
     return WorkItem(call=call, error=f"{src}: " + "; ".join(problems) if problems else "")
 
 
-def _transcript_line(d: Any, src: str, language: str) -> WorkItem:
+def _bad(p: Path, n: int, reason: str) -> WorkItem:
+    src = f"{p}:{n}"
+    return WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src), error=f"{src}: {reason}")
+
+
+def _read_csv(p: Path, enc: str, limits: InputLimits, default_layout: str,
+              language: str) -> list[WorkItem]:
+    items: list[WorkItem] = []
+    too_long: dict[int, int] = {}
+    with open(p, "rb") as fh:
+        def text_lines() -> Iterator[str]:
+            for n, raw, size in _bounded_lines(fh, limits.max_line_bytes):
+                if raw is None:
+                    too_long[n] = size
+                    yield "\n"  # an empty row in its place: reported below
+                else:
+                    yield raw.decode(enc, errors="surrogateescape")
+
+        reader = csv.reader(text_lines())
+        try:
+            header = next(reader, None)
+        except csv.Error as e:
+            raise InputError(f"cannot read the header ({e})", f"{p}:1") from None
+        if 1 in too_long:
+            raise InputError(_too_long(too_long[1], limits), f"{p}:1")
+        header = [h.strip() for h in header or ()]
+        if "path" not in header or "call_id" not in header:
+            raise InputError(f"manifest needs columns {', '.join(MANIFEST_FIELDS)}", f"{p}:1")
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:  # e.g. a cell over the csv module's field limit
+                items.append(_bad(p, reader.line_num, f"not a valid CSV row ({e}); a manifest cell "
+                                                      f"may hold {limits.max_cell_chars:,} characters"))
+                continue
+            n = reader.line_num
+            if n in too_long:
+                items.append(_bad(p, n, _too_long(too_long[n], limits)))
+                continue
+            if not row or not any(c.strip() for c in row):
+                continue
+            big = max(len(c) for c in row)
+            if big > limits.max_cell_chars:
+                items.append(_bad(p, n, f"单元格过长 / cell too long: {big:,} characters, the limit is "
+                                        f"{limits.max_cell_chars:,} ({limits.env('max_cell_chars')})"))
+                continue
+            if any(_has_surrogates(c) for c in row):
+                items.append(_bad(p, n, f"编码错误 / bytes that are not valid {enc} text: re-save the "
+                                        "file as UTF-8 or GBK"))
+                continue
+            items.append(_from_manifest_row(dict(zip(header, row)), p.parent, f"{p}:{n}",
+                                            default_layout, language))
+    return items
+
+
+# --- transcripts ------------------------------------------------------------------------
+
+def _depth_and_surrogates(d: Any, max_depth: int) -> str:
+    """Why a parsed JSON value is refused ('' if fine): nesting deeper than ``max_depth`` or
+    a string with a lone surrogate (cannot be stored as UTF-8)."""
+    stack = [(d, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            if any(_has_surrogates(k) for k in v):
+                return "a key holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+            v = v.values()
+        elif not isinstance(v, list):
+            if isinstance(v, str) and _has_surrogates(v):
+                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+            continue
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        for x in v:
+            if isinstance(x, (dict, list)):
+                stack.append((x, depth + 1))
+            elif isinstance(x, str) and _has_surrogates(x):
+                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+    return ""
+
+
+def _too_many_turns(n: int, limits: InputLimits) -> str:
+    return f"轮次过多 / too many turns: {n:,}, the limit is {limits.max_turns:,} ({limits.env('max_turns')})"
+
+
+def _seconds(v: Any, what: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(f"{what} {v!r} is not a number of seconds")
+    if not math.isfinite(v) or v < 0:
+        raise InputError(f"{what} {v!r} must be a finite number of seconds ≥ 0")
+    return float(v)
+
+
+def _transcript_line(d: Any, src: str, language: str, limits: InputLimits) -> WorkItem:
     if not isinstance(d, dict):
         raise InputError("line is not a JSON object", src)
     cid = str(d.get("call_id") or "").strip()
@@ -64,11 +280,23 @@ def _transcript_line(d: Any, src: str, language: str) -> WorkItem:
     turns = d.get("turns")
     if not isinstance(turns, list) or not turns:
         return WorkItem(call=call, error=f"{src}: 'turns' must be a non-empty list")
+    if len(turns) > limits.max_turns:
+        return WorkItem(call=call, error=f"{src}: {_too_many_turns(len(turns), limits)}")
     out = []
     for i, t in enumerate(turns):
         if not isinstance(t, dict) or t.get("role") not in ("agent", "customer") or not isinstance(t.get("text"), str):
             return WorkItem(call=call, error=f"{src}: turn {i} needs role agent|customer and text")
-        out.append(Turn(role=t["role"], text=t["text"], start=t.get("start"), end=t.get("end")))
+        if len(t["text"]) > limits.max_turn_chars:
+            return WorkItem(call=call, error=f"{src}: turn {i}: 文本过长 / text too long: "
+                                             f"{len(t['text']):,} characters, the limit is "
+                                             f"{limits.max_turn_chars:,} ({limits.env('max_turn_chars')})")
+        try:
+            start, end = _seconds(t.get("start"), "start"), _seconds(t.get("end"), "end")
+            if start is not None and end is not None and end < start:
+                raise InputError(f"end {end:g} is before start {start:g}")
+        except InputError as e:
+            return WorkItem(call=call, error=f"{src}: turn {i}: 时间无效 / bad time: {e}")
+        out.append(Turn(role=t["role"], text=t["text"], start=start, end=end))
     ends = [t.end for t in out if t.end is not None]
     tr = Transcript(call_id=cid, language=lang, turns=tuple(out),
                     duration=max(ends) if ends else None, role_method="given",
@@ -76,46 +304,81 @@ def _transcript_line(d: Any, src: str, language: str) -> WorkItem:
     return WorkItem(call=call, transcript=tr)
 
 
+def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
+                language: str) -> list[WorkItem]:
+    items: list[WorkItem] = []
+    with open(p, "rb") as fh:
+        for n, raw, size in _bounded_lines(fh, limits.max_line_bytes):
+            if raw is None:
+                items.append(_bad(p, n, _too_long(size, limits)))
+                continue
+            if not raw.strip():
+                continue
+            src = f"{p}:{n}"
+            try:
+                line = raw.decode(enc)
+            except UnicodeDecodeError as e:
+                items.append(_bad(p, n, f"编码错误 / not valid {enc} text (byte 0x{raw[e.start]:02x} at "
+                                        f"byte {e.start + 1} of the line)"))
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                items.append(_bad(p, n, f"not valid JSON ({e.msg} at column {e.colno})"))
+                continue
+            except RecursionError:
+                items.append(_bad(p, n, f"嵌套过深 / JSON nested deeper than {limits.max_depth} levels "
+                                        f"({limits.env('max_depth')})"))
+                continue
+            turns = d.get("turns") if isinstance(d, dict) else None
+            if isinstance(turns, list) and len(turns) > limits.max_turns:  # before walking them all
+                cid = d.get("call_id")
+                bad = _bad(p, n, _too_many_turns(len(turns), limits))
+                if isinstance(cid, str) and cid.strip() and len(cid) <= limits.max_cell_chars \
+                        and not _has_surrogates(cid):
+                    bad = WorkItem(CallInput(call_id=cid.strip(), source_line=src), error=bad.error)
+                items.append(bad)
+                continue
+            why = _depth_and_surrogates(d, limits.max_depth)
+            if why:
+                env = f" ({limits.env('max_depth')})" if why.startswith("nested") else ""
+                items.append(_bad(p, n, f"{why}{env}"))
+                continue
+            try:
+                if isinstance(d, dict) and "turns" in d:
+                    items.append(_transcript_line(d, src, language, limits))
+                elif isinstance(d, dict):
+                    big = max((len(str(v)) for v in d.values()), default=0)
+                    if big > limits.max_cell_chars:
+                        raise InputError(f"单元格过长 / field too long: {big:,} characters, the limit is "
+                                         f"{limits.max_cell_chars:,} ({limits.env('max_cell_chars')})", src)
+                    items.append(_from_manifest_row(d, p.parent, src, default_layout, language))
+                else:
+                    raise InputError("line is not a JSON object", src)
+            except InputError as e:
+                items.append(WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src), error=str(e)))
+    return items
+
+
 def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
-               language: str = "zh") -> list[WorkItem]:
+               language: str = "zh", limits: InputLimits | None = None) -> list[WorkItem]:
     """Work items in input order; duplicate call_ids after the first become error items."""
     p = Path(path)
     if not p.exists():
         raise InputError("input not found", str(p))
+    limits = limits or InputLimits.from_env()
     items: list[WorkItem] = []
     if p.is_dir():
         for f in sorted(p.rglob("*")):
             if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
                 items.append(WorkItem(CallInput(call_id=f.stem, path=str(f), channel_layout=default_layout,
                                                 language=language, source_line=str(f))))
-    elif p.suffix.lower() == ".csv":
-        with open(p, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "path" not in reader.fieldnames or "call_id" not in reader.fieldnames:
-                raise InputError(f"manifest needs columns {', '.join(MANIFEST_FIELDS)}", f"{p}:1")
-            for n, row in enumerate(reader, start=2):
-                items.append(_from_manifest_row(row, p.parent, f"{p}:{n}", default_layout, language))
-    elif p.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(p, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                src = f"{p}:{n}"
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    items.append(WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src),
-                                          error=f"{src}: not valid JSON ({e.msg} at column {e.colno})"))
-                    continue
-                try:
-                    if isinstance(d, dict) and "turns" in d:
-                        items.append(_transcript_line(d, src, language))
-                    elif isinstance(d, dict):
-                        items.append(_from_manifest_row(d, p.parent, src, default_layout, language))
-                    else:
-                        raise InputError("line is not a JSON object", src)
-                except InputError as e:
-                    items.append(WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src), error=str(e)))
+    elif p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+        enc = detect_encoding(p)
+        log.info("%s: read as %s", p, {"utf-8-sig": "UTF-8 (with BOM)", "utf-8": "UTF-8",
+                                       "gb18030": "GB18030 (GBK)"}[enc])
+        read = _read_csv if p.suffix.lower() == ".csv" else _read_jsonl
+        items = read(p, enc, limits, default_layout, language)
     elif p.suffix.lower() in SUPPORTED_SUFFIXES:
         items.append(WorkItem(CallInput(call_id=p.stem, path=str(p), channel_layout=default_layout,
                                         language=language, source_line=str(p))))

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
+from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
 from qa_inspect.batch.score import PackSet, asr_part, config_hash, error_result, score_transcript, stage_key
 from qa_inspect.enrich import EnrichConfig, enrich
@@ -100,36 +101,43 @@ def process_item(item: WorkItem, scored: ScoredPack, store,
     cfg = config_hash(item_key(item, key), scored)
     if item.error:
         return error_result(item, item.error, cfg)
-    if item.transcript is not None:
-        return score_transcript(item, enrich(item.transcript, cfg=enrich_cfg), scored, cfg_hash=cfg)
     try:
-        ahash = audio_mod.file_hash(item.call.path)
-        tr = store.get_transcript(ahash, key)
-        extra: dict = {}
-        if tr is None:
-            decoded = audio_mod.decode(item.call.path)
-            raw = store.get_transcript(ahash, asr_part(key))
-            if raw is None:
-                t0 = time.perf_counter()
-                raw = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
-                                                   item.call.language or None)
-                asr_time = time.perf_counter() - t0
-                summary.asr_s += asr_time
-                summary.asr_audio_s += decoded.duration
-                extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
-                if not raw.turns:
-                    return error_result(item, f"{item.call.path}: no speech recognised", cfg)
-                store.put_transcript(ahash, asr_part(key), raw)
-            tr = enrich(raw, decoded, enrich_cfg)
-            store.put_transcript(ahash, key, tr)
-        summary.audio_s += tr.duration or 0.0
-        return score_transcript(item, tr, scored, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
+        with call_budget(item.call.path or item.call.source_line or item.call.call_id):
+            return _process(item, scored, store, get_transcriber, key, summary, enrich_cfg, cfg)
     except QAError as e:
         return error_result(item, str(e), cfg)
     except Exception as e:  # one bad call must not stop the batch
-        log.exception("unexpected failure on %s", item.call.call_id)
+        log.error("unexpected failure on %s", item.call.call_id, exc_info=True)
         return error_result(item, f"{item.call.path or item.call.call_id}: internal error "
                                   f"({type(e).__name__}: {e})", cfg)
+
+
+def _process(item: WorkItem, scored: ScoredPack, store, get_transcriber: Callable[[], Transcriber],
+             key: str, summary: BatchSummary, enrich_cfg: EnrichConfig | None, cfg: str) -> CallResult:
+    if item.transcript is not None:
+        return score_transcript(item, enrich(item.transcript, cfg=enrich_cfg), scored, cfg_hash=cfg)
+    ahash = audio_mod.file_hash(item.call.path)
+    tr = store.get_transcript(ahash, key)
+    extra: dict = {}
+    if tr is None:
+        decoded = audio_mod.decode(item.call.path)
+        add_audio(decoded.duration)  # the call's time budget grows with its audio
+        raw = store.get_transcript(ahash, asr_part(key))
+        if raw is None:
+            t0 = time.perf_counter()
+            raw = get_transcriber().transcribe(item.call.call_id, decoded, item.call.channel_layout,
+                                               item.call.language or None)
+            asr_time = time.perf_counter() - t0
+            summary.asr_s += asr_time
+            summary.asr_audio_s += decoded.duration
+            extra["asr_rtf"] = round(asr_time / decoded.duration, 3)
+            if not raw.turns:
+                return error_result(item, f"{item.call.path}: no speech recognised", cfg)
+            store.put_transcript(ahash, asr_part(key), raw)
+        tr = enrich(raw, decoded, enrich_cfg)
+        store.put_transcript(ahash, key, tr)
+    summary.audio_s += tr.duration or 0.0
+    return score_transcript(item, tr, scored, audio_hash=ahash, cfg_hash=cfg, extra_metrics=extra)
 
 
 def run_batch(items: Sequence[WorkItem], packs: PackSet, store,

@@ -30,7 +30,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
+from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
+from qa_inspect.batch.orphans import worker_process_setup
 from qa_inspect.batch.pipeline import BatchSummary, plan_item, process_item, run_batch
 from qa_inspect.batch.score import PackSet, asr_part, error_result, score_transcript, stage_key
 from qa_inspect.enrich import EnrichConfig, enrich
@@ -109,19 +111,28 @@ def _warm_up_enrich() -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _init_pool_worker(*args) -> None:
+    """Pool initializer: ``init_worker``, in a process that never outlives its driver and
+    leaves Ctrl-C to it (``batch.orphans``)."""
+    worker_process_setup()
+    init_worker(*args)
+
+
 def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | None) -> dict:
     """Decode + transcribe + enrich one file: ``raw`` (the ASR transcript) and ``transcript``
     (enriched). Never raises: failures come back as ``{"error": reason}``."""
     out: dict[str, Any] = {"pid": os.getpid()}
     try:
-        decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
-        if _TRANSCRIBER is None:
-            raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
-        t0 = time.perf_counter()
-        raw = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
-        asr_s = time.perf_counter() - t0
-        tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
-        out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
+        with call_budget(path or call_id):
+            decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
+            add_audio(decoded.duration)  # the call's time budget grows with its audio
+            if _TRANSCRIBER is None:
+                raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+            t0 = time.perf_counter()
+            raw = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+            asr_s = time.perf_counter() - t0
+            tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
+            out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
     except QAError as e:
         out["error"] = str(e)
     except Exception as e:  # one bad call must not stop the batch
@@ -197,7 +208,8 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
                 pass  # each worker reports it on every call
         log.info("process pool: %d workers × %d CPU threads for %d call(s)", n, cfg_w.cpu_threads, len(jobs))
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(cfg_w, log_setup, None, enrich_cfg))
+                                   initializer=_init_pool_worker,
+                                   initargs=(cfg_w, log_setup, None, enrich_cfg))
         futures: dict[Future, Job] = {}
         try:
             for j in jobs:
@@ -210,6 +222,10 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
                 for fut in sorted(done, key=lambda f: futures[f].order):
                     j = futures[fut]
                     finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): don't wait for the calls in flight
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -68,6 +68,9 @@ def _init(packs, keys: dict[str, list[str]], url: str | None = None) -> None:
     global _PACKS, _KEYS, _STORE
     _PACKS, _KEYS = packs, keys
     if url is not None:
+        from qa_inspect.batch.orphans import worker_process_setup
+
+        worker_process_setup()  # a pool worker: never outlive a killed driver
         _STORE = open_store(url)  # never the parent's connection (forked copies must not be used)
 
 

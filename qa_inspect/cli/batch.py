@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -95,7 +98,10 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     # while the bar is live on the terminal, per-call lines bound for the terminal go above it
     above = bar.live and stream_is_tty(sys.stdout)
 
+    stored = []
+
     def show(res):
+        stored.append(res.call.call_id)
         if res.status == "ok":
             risk = ",".join(r.rule_id for r in res.risk_hits)
             line = (f"  {res.call.call_id:<28} {res.score.score:>5.1f} {res.score.grade:<2}"
@@ -116,6 +122,9 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         store = open_store(db)
     except QAError as e:  # e.g. a postgresql:// server that cannot be reached
         _fail(e)
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a scheduler's stop: as Ctrl-C
     try:
         with bar:
             if executor == "ray":
@@ -143,14 +152,29 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
             "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
     except QAError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        store.close()
+        click.echo(f"中断 / interrupted: {len(stored)} call(s) finished and stored in this run; run the "
+                   "same command again to resume (stored calls are skipped, none is counted twice)", err=True)
+        if executor == "ray" or (workers or 1) > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # now: pool workers die with this process, nothing waits for their calls
+        sys.exit(130)
     finally:
         store.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     click.echo(_run_summary_line(summary))
     for reason, n in sorted(summary.error_reasons.items()):
         click.echo(f"  errors: {n} × {reason}")
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _run_summary_line(s) -> str:

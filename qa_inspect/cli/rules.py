@@ -111,8 +111,7 @@ def rules_explain(pack_path, call_id, db, transcript_path):
 
     Exit code 0 on success, 2 when the pack or the call cannot be read."""
     from qa_inspect.errors import InputError
-    from qa_inspect.rules import load_pack
-    from qa_inspect.rules.engine import describe_condition, evaluate, find, match_context, prepare, scope_turns
+    from qa_inspect.rules import evaluate, explain_call, load_pack
     from qa_inspect.scoring import score_call
 
     if (db is None) == (transcript_path is None):
@@ -122,75 +121,13 @@ def rules_explain(pack_path, call_id, db, transcript_path):
         tr, metrics = _explain_transcript(db, transcript_path, call_id, pack.language)
     except QAError as e:
         _fail(e)
-    turns = prepare(tr)
-    dur = f", {tr.duration:.1f} s" if tr.duration else ""
-    click.echo(f"call {tr.call_id} ({len(tr.turns)} turns{dur}) — pack {pack.id} {pack.version}")
-    total = 0.0
     results = evaluate(pack, tr, metrics)
-    for rule, res in zip(pack.rules, results):
-        if rule.match_expr is not None:
-            total += res.deduction
-            _explain_composed(rule, res, tr, turns, metrics)
-            continue
-        total += res.deduction
-        fired = res.outcome == "hit" or (rule.kind == "required" and res.outcome == "pass")
-        ded = f"  -{res.deduction:g}" if res.deduction else ""
-        fatal = "  FATAL" if res.fatal else ""
-        click.echo("")
-        click.echo(f"[{res.outcome.upper():<4}] {rule.id} {rule.title} ({rule.kind}, {rule.severity}){ded}{fatal}")
-        if rule.when is None:
-            click.echo("  when:   always applies")
-        else:
-            wev = find(turns, rule.when, tr.duration)
-            holds = len(wev) >= rule.when.min_count
-            click.echo(f"  when:   {'holds' if holds else 'does not hold'}: {describe_condition(rule.when)}")
-            for e in wev:
-                click.echo("    " + _explain_evidence(e))
-            if not holds:
-                click.echo("    " + _explain_scope(scope_turns(tr, rule.when), rule.when))
-        click.echo(f"  match:  {describe_condition(rule.match)}")
-        click.echo(f"  reason: {res.reason}")
-        for e in res.evidence:
-            click.echo("    " + _explain_evidence(e))
-        if not fired and res.outcome != "n/a":  # why not: what was looked at, what was found
-            click.echo("    " + _explain_scope(scope_turns(tr, rule.match, rule.when), rule.match))
-            allowed = match_context(rule, turns, tr.duration)
-            for e in find(turns, rule.match, tr.duration, allowed):  # below min_count: found, but too few
-                click.echo("    " + _explain_evidence(e))
+    for line in explain_call(pack, tr, results, metrics):
+        click.echo(line)
+    total = sum(res.deduction for res in results)
     sc = score_call(results, [(g.min, g.grade) for g in pack.grades])
     click.echo("")
     click.echo(f"score {sc.score:g} {sc.grade}{' (fatal)' if sc.fatal else ''}, total deduction {total:g}")
-
-
-def _explain_composed(rule, res, tr, turns, metrics) -> None:
-    """A rule built from named conditions: the expressions, then each condition found or not,
-    with its evidence, or the turns it looked at."""
-    from qa_inspect.rules.engine import _metric_evidence, describe_condition, find, scope_turns
-
-    ded = f"  -{res.deduction:g}" if res.deduction else ""
-    fatal = "  FATAL" if res.fatal else ""
-    click.echo("")
-    click.echo(f"[{res.outcome.upper():<4}] {rule.id} {rule.title} ({rule.kind}, {rule.severity}){ded}{fatal}")
-    if rule.when_expr is not None:
-        click.echo(f"  when:   \"{rule.when_expr}\"")
-    elif rule.when is not None:
-        click.echo(f"  when:   {describe_condition(rule.when)}")
-    else:
-        click.echo("  when:   always applies")
-    click.echo(f"  match:  \"{rule.match_expr}\"")
-    click.echo(f"  reason: {res.reason}")
-    for name, cond in rule.conditions:
-        if cond.metric is not None:
-            ev, note = _metric_evidence(cond, metrics)
-        else:
-            ev, note = find(turns, cond, tr.duration), ""
-        ok = len(ev) >= cond.min_count
-        click.echo(f"  {name}: {'found' if ok else 'not found'} — {describe_condition(cond)}"
-                   + (f" ({note})" if note else ""))
-        for e in ev:
-            click.echo("    " + _explain_evidence(e))
-        if not ok and cond.metric is None:
-            click.echo("    " + _explain_scope(scope_turns(tr, cond), cond))
 
 
 def _explain_transcript(db, transcript_path, call_id, language):
@@ -232,66 +169,6 @@ def _explain_transcript(db, transcript_path, call_id, language):
 
     tr = enrich(found[0].transcript)
     return tr, call_metrics(tr)
-
-
-def _mmss(t) -> str:
-    return "--:--" if t is None else f"{int(t) // 60:02d}:{int(t) % 60:02d}"
-
-
-def _mark(text: str, terms: list[str]) -> str:
-    """``text`` with each term (as matched on normalised text) wrapped in 【】 where it can be
-    placed on the verbatim text."""
-    from qa_inspect.text import normalize
-
-    # norm_len[i]: length of the normalised form of text[:i]; maps normalised offsets back
-    norm_len = [len(normalize(text[:i], drop_fillers=True)) for i in range(len(text) + 1)]
-    norm = normalize(text, drop_fillers=True)
-    spans = []
-    for term in terms:
-        if not term:
-            continue
-        i = text.find(term)
-        if i >= 0:
-            spans.append((i, i + len(term)))
-            continue
-        nt = normalize(term, drop_fillers=True) or term
-        j = norm.find(nt)
-        if j < 0:
-            continue
-        a = next(i for i in range(len(text)) if norm_len[i + 1] > j)
-        b = next(i for i in range(a, len(text) + 1) if norm_len[i] >= j + len(nt))
-        spans.append((a, b))
-    out, last = [], 0
-    for a, b in sorted(spans):
-        if a < last:  # overlapping spans: keep the first
-            continue
-        out += [text[last:a], "【", text[a:b], "】"]
-        last = b
-    return "".join(out) + text[last:]
-
-
-def _explain_evidence(e) -> str:
-    if e.matcher == "regex":
-        terms = [e.matched]
-    elif e.matcher == "semantic":  # the whole turn is like the example: nothing to mark
-        terms = []
-    else:  # keyword a+b, pinyin/fuzzy phrase≈heard
-        terms = [part.split("≈")[-1] for part in e.matched.split("+")]
-    return (f"turn {e.turn} {e.role} {_mmss(e.start)}  {_mark(e.text, terms)}  "
-            f"[{e.matcher} {e.matched!r}, confidence {e.confidence:.2f}]")
-
-
-def _explain_scope(turns, cond) -> str:
-    idx = [t.index for t in turns]
-    if not idx:
-        return f"looked at no {cond.role} turns ({cond.window.describe()})"
-    if idx == list(range(idx[0], idx[-1] + 1)) and len(idx) > 1:
-        where = f"{idx[0]}–{idx[-1]}"
-    else:
-        where = ", ".join(map(str, idx))
-    role = "" if cond.role == "any" else f"{cond.role} "
-    head = f"looked at {role}turn{'s' if len(idx) > 1 else ''} {where} ({cond.window.describe()}):"
-    return "\n      ".join([head] + [f"turn {t.index} {t.role} {_mmss(t.start)}  {t.text}" for t in turns])
 
 
 @rules.command("eval", context_settings=CONTEXT)

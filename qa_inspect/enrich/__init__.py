@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -33,6 +34,26 @@ ENRICH_VERSION = "1"
 # metrics measured while the call was processed, not derivable from the transcript: a
 # re-score keeps them from the stored result
 RUN_METRICS = ("asr_rtf",)
+
+
+# The sentiment scorers' cost grows faster than linearly with text length (snownlp segments
+# a 100,000-character turn for minutes): each turn is scored on at most this many characters,
+# its first and last halves. Environment: QA_INSPECT_SENTIMENT_MAX_CHARS (0 = no cap).
+SENTIMENT_MAX_CHARS = 1000
+
+
+def sentiment_max_chars() -> int:
+    raw = os.environ.get("QA_INSPECT_SENTIMENT_MAX_CHARS", "").strip()
+    try:
+        return max(int(raw), 0) if raw else SENTIMENT_MAX_CHARS
+    except ValueError:
+        from qa_inspect.errors import QAError
+
+        raise QAError(f"QA_INSPECT_SENTIMENT_MAX_CHARS={raw!r}: expected a whole number") from None
+
+
+def _capped(text: str, cap: int) -> str:
+    return text if not cap or len(text) <= cap else text[:cap // 2] + text[len(text) - (cap - cap // 2):]
 
 
 def _sentiment_default():
@@ -54,6 +75,7 @@ class EnrichConfig:
 
     sentiment: Any = field(default_factory=_sentiment_default)  # enrich.sentiment.SentimentConfig
     acoustics: Any = field(default_factory=_acoustics_default)  # enrich.acoustics.AcousticConfig
+    sentiment_max_chars: int = field(default_factory=sentiment_max_chars)  # per turn, 0 = no cap
 
     @classmethod
     def from_env(cls) -> "EnrichConfig":
@@ -61,7 +83,8 @@ class EnrichConfig:
 
     def key(self) -> str:
         """Hash of everything that changes what ``enrich`` stores."""
-        d = {"version": ENRICH_VERSION, "sentiment": asdict(self.sentiment), "acoustics": asdict(self.acoustics)}
+        d = {"version": ENRICH_VERSION, "sentiment": asdict(self.sentiment), "acoustics": asdict(self.acoustics),
+             "sentiment_max_chars": self.sentiment_max_chars}
         return hashlib.sha256(repr(sorted(d.items())).encode()).hexdigest()[:12]
 
 
@@ -90,8 +113,16 @@ def _sentiment(tr: Transcript, cfg: EnrichConfig) -> Transcript:
     from qa_inspect.enrich.sentiment import add_sentiment, get_scorer
     from qa_inspect.errors import QAError
 
+    cap = cfg.sentiment_max_chars
     try:
-        return add_sentiment(tr, get_scorer(cfg.sentiment))
+        scorer = get_scorer(cfg.sentiment)
+        if any(len(t.text) > cap for t in tr.turns) and cap:
+            short = dataclasses.replace(tr, turns=tuple(dataclasses.replace(t, text=_capped(t.text, cap))
+                                                        for t in tr.turns))
+            scored = add_sentiment(short, scorer)  # the metrics go back onto the turns with their full text
+            return dataclasses.replace(scored, turns=tuple(dataclasses.replace(t, metrics=s.metrics)
+                                                           for t, s in zip(tr.turns, scored.turns)))
+        return add_sentiment(tr, scorer)
     except QAError:  # misconfiguration (e.g. no local model for the transformers backend): say so
         raise
     except Exception:  # a metrics failure must not cost the call its transcript and score
@@ -102,9 +133,12 @@ def _sentiment(tr: Transcript, cfg: EnrichConfig) -> Transcript:
 def _acoustics(tr: Transcript, audio: Any, cfg: EnrichConfig) -> Transcript:
     """Speech rate, silence, overlap, loudness, agitation (enrich.acoustics)."""
     from qa_inspect.enrich.acoustics import enrich_acoustics
+    from qa_inspect.errors import BudgetExceeded
 
     try:
         return enrich_acoustics(tr, audio, cfg.acoustics)
+    except BudgetExceeded:  # the call's time budget: the call fails, naming this stage
+        raise
     except Exception:  # a metrics failure must not cost the call its transcript and score
         log.warning("acoustic metrics failed for %s", tr.call_id, exc_info=True)
         return tr

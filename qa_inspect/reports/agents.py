@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
+from qa_inspect.text import mmss
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
 
 log = logging.getLogger(__name__)
@@ -301,12 +303,6 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.0f}%"
 
 
-def _mmss(s: float | None) -> str:
-    if s is None or not isinstance(s, (int, float)) or s < 0:
-        return "—"
-    return f"{int(s) // 60:02d}:{int(s) % 60:02d}"
-
-
 def _grade_order(sc: Scorecards) -> list[str]:
     seen = Counter(g for grp in sc.teams for g in grp.grades.elements())
     return sorted(seen, key=lambda g: (len(g), g))
@@ -323,7 +319,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                                             "—", "", x.reason or "（未说 / not said）", ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            _mmss(e.start), e.role, text(e.text), text(e.matched)))
+                                            mmss(e.start), e.role, text(e.text), text(e.matched)))
     return rows
 
 
@@ -434,25 +430,38 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
               "teams": sc.teams, "sc": sc, "redacted": redact}
     paths = []
+    # pages first, each written aside and renamed into place, the index last: a report
+    # interrupted at any point never has an index linking a page that does not exist
     index = {"kind": "index", "title": "坐席与班组质检 / Agent & team scorecards",
              "kpis": [("通话数 / Calls", str(len(results))), ("班组 / Teams", str(len(sc.teams))),
                       ("坐席 / Agents", str(len(sc.agents))),
                       ("平均分 / Mean score", _f(_mean([float(r.score.score) for r in results if r.score])))],
              "team_rows": [(t, sc.agents_of(t)) for t in sc.teams], "fmt": _f}
-    p = out_dir / "index.html"
-    p.write_text(tpl.render(**common, **index), encoding="utf-8")
-    paths.append(p)
     for t in sc.teams:
-        p = out_dir / f"{t.slug}.html"
-        p.write_text(tpl.render(**common, **_team_view(sc, t)), encoding="utf-8")
-        paths.append(p)
+        paths.append(_write_aside(out_dir / f"{t.slug}.html", tpl.render(**common, **_team_view(sc, t))))
     for a in sc.agents:
-        p = out_dir / f"{a.slug}.html"
-        p.write_text(tpl.render(**common, **_agent_view(sc, a, text)), encoding="utf-8")
-        paths.append(p)
-    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=text))
+        paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(**common, **_agent_view(sc, a, text))))
+    tmp = out_dir / f".{XLSX_NAME}.tmp{os.getpid()}"
+    try:
+        write_workbook(sc, tmp, text=text)
+        paths.append(out_dir / XLSX_NAME)
+        os.replace(tmp, paths[-1])
+    finally:
+        tmp.unlink(missing_ok=True)
+    paths.insert(0, _write_aside(out_dir / "index.html", tpl.render(**common, **index)))
     log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
     return paths
+
+
+def _write_aside(path: Path, text: str) -> Path:
+    """Write ``path`` whole or not at all (a temporary file beside it, then renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _cell(v: Any) -> Any:
@@ -524,7 +533,7 @@ def write_workbook(sc: Scorecards, path: Path, *, text: Callable[[str], str] = r
                               bool(r.score and r.score.fatal), r1(a.manual.get(r.call.call_id)),
                               ";".join(x.rule_id for x in r.failed), ";".join(x.rule_id for x in r.risk_hits),
                               text(first_ev.text) if first_ev else "",
-                              _mmss(first_ev.start) if first_ev else ""]
+                              mmss(first_ev.start) if first_ev else ""]
                              + [r1(_num(r.metrics.get(k)), 3) for k in metric_keys])
     sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
                     "manual_score", "failed_items", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qa_inspect.records import CallResult, Evidence
+from qa_inspect.text import mmss
 
 NEGATIVE_END = -0.5  # customer_sentiment_end below this (on -1..1) is "ending very negative"
 ALERTS_CSV = "alerts.csv"
@@ -60,13 +61,6 @@ class Alert:
         return REASON_LABELS.get(self.reason, self.reason)
 
 
-def _mmss(seconds: float | None) -> str:
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    s = int(seconds)
-    return f"{s // 60:02d}:{s % 60:02d}"
-
-
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
@@ -81,7 +75,7 @@ def call_alerts(r: CallResult, *, negative_end: float = NEGATIVE_END) -> list[Al
     def make(reason: str, rule_id: str, title: str, e: Evidence | None, detail: str = "") -> Alert:
         return Alert(call_id=c.call_id, agent_id=c.agent_id, agent_name=c.agent_name, team=c.team,
                      started_at=c.started_at, reason=reason, rule_id=rule_id, title=title,
-                     time=_mmss(e.start) if e else "—", start=e.start if e else None,
+                     time=mmss(e.start) if e else "—", start=e.start if e else None,
                      role=e.role if e else "", evidence=e.text if e else "", score=score,
                      detail=detail, turn=e.turn if e else None, end=e.end if e else None)
 

@@ -15,7 +15,6 @@ import io
 import logging
 import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,8 @@ from typing import Any, Mapping, Sequence
 import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
+from qa_inspect.rules.explain import evidence_terms
+from qa_inspect.text import highlight as text_highlight, mmss
 from qa_inspect.reports.alerts import ALERTS_CSV, call_alerts, collect_alerts, talk_metrics, write_alerts_csv
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,7 @@ def _num(v: Any, digits: int = 2) -> str:
 
 def fmt_mmss(seconds: float | None) -> str:
     """Seconds -> "mm:ss" (minutes not wrapped at 60); "—" when unknown."""
-    if not _is_num(seconds) or seconds < 0:  # type: ignore[operator]
-        return "—"
-    s = int(seconds)  # type: ignore[arg-type]
-    return f"{s // 60:02d}:{s % 60:02d}"
+    return mmss(seconds)
 
 
 def _span(start: float | None, end: float | None) -> str:
@@ -110,40 +108,10 @@ def _duration(r: CallResult) -> float | None:
 
 
 def highlight(text: str, term: str, matcher: str = "keyword") -> list[tuple[str, bool]]:
-    """Split raw ``text`` into ``(segment, is_match)`` pieces around ``term``.
-
-    Literal, case-insensitive search first; when that finds nothing and the evidence
-    came from a regex matcher, ``term`` is tried as a regular expression. Segments are
-    raw text: the template escapes each one.
-    """
-    if not text:
-        return []
-    spans: list[tuple[int, int]] = []
-    if matcher in ("pinyin", "fuzzy") and "≈" in term:
-        term = term.split("≈", 1)[1]  # "投诉≈头诉": highlight what was heard
-    if term:
-        lo, tl = text.lower(), term.lower()
-        i = lo.find(tl)
-        while i >= 0 and tl:
-            spans.append((i, i + len(tl)))
-            i = lo.find(tl, i + len(tl))
-        if not spans and matcher == "regex":
-            try:
-                spans = [m.span() for m in re.finditer(term, text) if m.end() > m.start()]
-            except re.error:
-                spans = []
-    if not spans:
-        return [(text, False)]
-    out: list[tuple[str, bool]] = []
-    pos = 0
-    for a, b in spans:
-        if a > pos:
-            out.append((text[pos:a], False))
-        out.append((text[a:b], True))
-        pos = b
-    if pos < len(text):
-        out.append((text[pos:], False))
-    return out
+    """Split raw ``text`` into ``(segment, is_match)`` pieces around ``term`` (an evidence's
+    ``matched`` written the old way, "a+b" / "投诉≈头诉"): ``qa_inspect.text.highlight``."""
+    return text_highlight(text, evidence_terms(Evidence(role="", turn=0, start=None, end=None, text=text,
+                                                        matcher=matcher, matched=term)))
 
 
 def _deductions_total(r: CallResult) -> float:
@@ -211,7 +179,7 @@ class _CallView:
 def _evidence_view(e: Evidence) -> _EvidenceView:
     return _EvidenceView(
         role=_role(e.role), turn=e.turn, time=fmt_mmss(e.start), span=_span(e.start, e.end),
-        segments=highlight(e.text, e.matched, e.matcher), matcher=e.matcher,
+        segments=text_highlight(e.text, evidence_terms(e)), matcher=e.matcher,
         matched=e.matched, confidence=_num(e.confidence),
     )
 

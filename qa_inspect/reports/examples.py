@@ -39,6 +39,8 @@ import numpy as np
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Evidence, RuleResult, Turn
 from qa_inspect.redact import redact_spans, redact_text
+from qa_inspect.rules.explain import evidence_terms
+from qa_inspect.text import highlight, mmss
 
 log = logging.getLogger(__name__)
 
@@ -235,14 +237,8 @@ def cut_clips(examples: Sequence[Example], clips_dir: Path, *, context: float = 
 
 # --------------------------------------------------------------------------- page
 
-def _mmss(s: float | None) -> str:
-    if s is None or s < 0:
-        return "—"
-    return f"{int(s) // 60:02d}:{int(s) % 60:02d}"
-
-
 def _card(ex: Example, redact: bool, best: bool) -> dict[str, Any]:
-    from qa_inspect.reports.batch import ROLE_LABELS, highlight
+    from qa_inspect.reports.batch import ROLE_LABELS
 
     text = redact_text if redact else (lambda s: s)
     c, turns = ex.result.call, ex.result.transcript.turns if ex.result.transcript else ()
@@ -254,17 +250,17 @@ def _card(ex: Example, redact: bool, best: bool) -> dict[str, Any]:
         shown = text(t.text)
         hit = i == ex.anchor_turn
         if hit and ex.evidence is not None:
-            segments = highlight(shown, text(ex.evidence.matched), ex.evidence.matcher)
+            segments = highlight(shown, [text(w) for w in evidence_terms(ex.evidence)])
         else:
             segments = [(shown, hit and best)] if shown else []
         rows.append({"role": ROLE_LABELS.get(t.role, t.role), "role_key": t.role,
-                     "time": f"{_mmss(t.start)}–{_mmss(t.end)}", "segments": segments, "hit": hit})
+                     "time": f"{mmss(t.start)}–{mmss(t.end)}", "segments": segments, "hit": hit})
     return {"call_id": c.call_id, "agent": " ".join(p for p in (c.agent_name, f"({c.agent_id})" if c.agent_id else "") if p),
             "team": c.team, "started_at": c.started_at,
             "score": f"{ex.result.score.score:g}" if ex.result.score else "—",
             "grade": ex.result.score.grade if ex.result.score else "",
             "outcome": ex.rule.outcome, "why": ex.why, "reason": ex.rule.reason,
-            "span": f"{_mmss(ex.clip_start)}–{_mmss(ex.clip_end)}", "clip": ex.clip_file,
+            "span": f"{mmss(ex.clip_start)}–{mmss(ex.clip_end)}", "clip": ex.clip_file,
             "clip_error": ex.clip_error, "beeped": len(ex.beeped), "turns": rows}
 
 

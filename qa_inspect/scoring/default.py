@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from qa_inspect.records import Evidence, RuleResult, Score, ScoreItem
+from qa_inspect.text import mmss
 
 
 def grade_for(score: float, grades: Sequence[tuple[float, str]]) -> str:
     """The grade of the highest band whose minimum ``score`` reaches (else the lowest band)."""
     bands = sorted(grades, key=lambda g: -g[0])
     return next((g for lo, g in bands if score >= lo), bands[-1][1] if bands else "")
-
-
-def mmss(t: float | None) -> str:
-    return "--:--" if t is None else f"{int(t) // 60:02d}:{int(t) % 60:02d}"
 
 
 def evidence_ref(r: RuleResult) -> tuple[str, tuple[int, ...]]:
@@ -27,7 +24,7 @@ def evidence_ref(r: RuleResult) -> tuple[str, tuple[int, ...]]:
         return r.reason, ()
     e = ev[0]
     more = f" (+{len(ev) - 1} more)" if len(ev) > 1 else ""
-    return f"turn {e.turn} {e.role} {mmss(e.start)}{more}", tuple(x.turn for x in ev)
+    return f"turn {e.turn} {e.role} {mmss(e.start, '--:--')}{more}", tuple(x.turn for x in ev)
 
 
 def evidence_text(r: RuleResult, limit: int = 120) -> str:
@@ -37,7 +34,7 @@ def evidence_text(r: RuleResult, limit: int = 120) -> str:
     e = r.evidence[0]
     text = e.text if len(e.text) <= limit else e.text[:limit - 1] + "…"
     more = f" (+{len(r.evidence) - 1} more)" if len(r.evidence) > 1 else ""
-    return f"turn {e.turn} {e.role} {mmss(e.start)}: {text}{more}"
+    return f"turn {e.turn} {e.role} {mmss(e.start, '--:--')}: {text}{more}"
 
 
 def score_call(results: Sequence[RuleResult], grades: Sequence[tuple[float, str]],

@@ -43,7 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from qa_inspect.errors import RuleError
 from qa_inspect.records import RuleResult, Score, ScoreItem
-from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_mapping
+from qa_inspect.strict_yaml import ParseContext, YamlMap, check_keys, line_of, raise_problems, read_strict_mapping
 from qa_inspect.rules.model import GradeBand, RulePack
 from qa_inspect.scoring.default import evidence_ref, grade_for
 
@@ -105,40 +105,40 @@ class Scorecard:
 
 # --- loading ------------------------------------------------------------------------------
 
-def _num(ctx: _Ctx, m: _Map, key: str, what: str, *, default: float | None = None,
+def _num(ctx: ParseContext, m: YamlMap, key: str, what: str, *, default: float | None = None,
          positive: bool = True) -> float | None:
     v = m.get(key)
     if v is None:
         return default
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        ctx.err(_line(m, key), f"{what}: '{key}' must be a number, not {v!r}")
+        ctx.err(line_of(m, key), f"{what}: '{key}' must be a number, not {v!r}")
         return default
     if v < 0 or (positive and v == 0):
-        ctx.err(_line(m, key), f"{what}: '{key}' must be {'> 0' if positive else '≥ 0'}, not {v}")
+        ctx.err(line_of(m, key), f"{what}: '{key}' must be {'> 0' if positive else '≥ 0'}, not {v}")
         return default
     return float(v)
 
 
-def _item(ctx: _Ctx, m: Any, what: str, line: int, allowed: set[str]) -> Item | None:
+def _item(ctx: ParseContext, m: Any, what: str, line: int, allowed: set[str]) -> Item | None:
     if isinstance(m, str):  # shorthand: "- greeting"
         return Item(rule=m, points=None, line=line)
-    if not isinstance(m, _Map):
+    if not isinstance(m, YamlMap):
         ctx.err(line, f"{what}: expected a mapping like {{rule: greeting, points: 5}}")
         return None
-    _check_keys(ctx, m, allowed, what)
+    check_keys(ctx, m, allowed, what)
     rule = m.get("rule")
     if not isinstance(rule, str) or not rule:
         ctx.err(m.line, f"{what}: 'rule' (a rule id of the pack) is required")
         return None
     na = m.get("na", "exclude")
     if na not in NA_POLICIES:
-        ctx.err(_line(m, "na"), f"{what}: 'na' must be one of {', '.join(NA_POLICIES)}, not {na!r}")
+        ctx.err(line_of(m, "na"), f"{what}: 'na' must be one of {', '.join(NA_POLICIES)}, not {na!r}")
         na = "exclude"
     return Item(rule=rule, points=_num(ctx, m, "points", f"{what} '{rule}'"),
                 title=str(m.get("title", "")), na=na, line=m.line)
 
 
-def _items(ctx: _Ctx, seq: Any, what: str, line: int, allowed: set[str]) -> tuple[Item, ...]:
+def _items(ctx: ParseContext, seq: Any, what: str, line: int, allowed: set[str]) -> tuple[Item, ...]:
     if seq is None:
         return ()
     if not isinstance(seq, list):
@@ -153,15 +153,15 @@ def _items(ctx: _Ctx, seq: Any, what: str, line: int, allowed: set[str]) -> tupl
     return tuple(out)
 
 
-def _grades(ctx: _Ctx, doc: _Map) -> tuple[GradeBand, ...]:
+def _grades(ctx: ParseContext, doc: YamlMap) -> tuple[GradeBand, ...]:
     raw = doc.get("grades")
     if raw is None:
         return tuple(GradeBand(lo, g) for lo, g in DEFAULT_GRADES)
     if not isinstance(raw, list) or not raw:
-        ctx.err(_line(doc, "grades"), "'grades' must be a non-empty list of {min, grade}")
+        ctx.err(line_of(doc, "grades"), "'grades' must be a non-empty list of {min, grade}")
         return ()
     out = []
-    for g, ln in zip(raw, getattr(raw, "item_lines", [_line(doc, "grades")] * len(raw))):
+    for g, ln in zip(raw, getattr(raw, "item_lines", [line_of(doc, "grades")] * len(raw))):
         if not isinstance(g, dict) or set(g) != {"min", "grade"} or isinstance(g["min"], bool) \
                 or not isinstance(g["min"], (int, float)):
             ctx.err(ln, "each grade band needs exactly 'min' (a number) and 'grade'")
@@ -175,36 +175,36 @@ def parse_scorecard(text: str, file: str = "<scorecard>") -> tuple[Scorecard | N
     doc, problems = read_strict_mapping(text, file, "a scorecard must be a mapping with 'scorecard' and 'sections'")
     if doc is None:
         return None, problems
-    ctx = _Ctx(file=file, problems=[], variables={})
-    _check_keys(ctx, doc, TOP_KEYS, "scorecard file")
+    ctx = ParseContext(file=file, problems=[], variables={})
+    check_keys(ctx, doc, TOP_KEYS, "scorecard file")
     meta = doc.get("scorecard")
-    if not isinstance(meta, _Map):
-        ctx.err(_line(doc, "scorecard") or 1, "'scorecard:' with 'id', 'version' and 'pack' is required")
-        meta = _Map()
+    if not isinstance(meta, YamlMap):
+        ctx.err(line_of(doc, "scorecard") or 1, "'scorecard:' with 'id', 'version' and 'pack' is required")
+        meta = YamlMap()
         meta.line, meta.key_lines = 1, {}
-    _check_keys(ctx, meta, META_KEYS, "scorecard")
-    if isinstance(doc.get("scorecard"), _Map):  # (a missing block is reported above)
+    check_keys(ctx, meta, META_KEYS, "scorecard")
+    if isinstance(doc.get("scorecard"), YamlMap):  # (a missing block is reported above)
         for k in ("id", "version", "pack"):
             if k not in meta:
                 ctx.err(meta.line, f"scorecard: '{k}' is required")
     base = _num(ctx, meta, "base", "scorecard", default=100.0) or 100.0
     max_score = _num(ctx, meta, "max_score", "scorecard", default=base) or base
     if max_score < base:
-        ctx.err(_line(meta, "max_score"), f"scorecard: 'max_score' ({max_score:g}) is below 'base' ({base:g})")
+        ctx.err(line_of(meta, "max_score"), f"scorecard: 'max_score' ({max_score:g}) is below 'base' ({base:g})")
     grades = _grades(ctx, doc)
 
     sections: list[Section] = []
     raw = doc.get("sections")
     if not isinstance(raw, list) or not raw:
-        ctx.err(_line(doc, "sections") or doc.line, "'sections' must be a non-empty list")
+        ctx.err(line_of(doc, "sections") or doc.line, "'sections' must be a non-empty list")
         raw = []
     seen_sections: dict[str, int] = {}
     for i, (m, ln) in enumerate(zip(raw, getattr(raw, "item_lines", []))):
         what = f"section[{i}]"
-        if not isinstance(m, _Map):
+        if not isinstance(m, YamlMap):
             ctx.err(ln, f"{what}: expected a mapping with id, weight and items")
             continue
-        _check_keys(ctx, m, SECTION_KEYS, what)
+        check_keys(ctx, m, SECTION_KEYS, what)
         sid = m.get("id")
         if not isinstance(sid, str) or not sid:
             ctx.err(m.line, f"{what}: 'id' is required")
@@ -216,25 +216,25 @@ def parse_scorecard(text: str, file: str = "<scorecard>") -> tuple[Scorecard | N
         weight = _num(ctx, m, "weight", what)
         if weight is None and "weight" not in m:
             ctx.err(m.line, f"{what}: 'weight' is required")
-        items = _items(ctx, m.get("items"), f"{what} items", _line(m, "items"), ITEM_KEYS)
+        items = _items(ctx, m.get("items"), f"{what} items", line_of(m, "items"), ITEM_KEYS)
         if not items and "items" in m:
-            ctx.err(_line(m, "items"), f"{what}: 'items' must not be empty")
+            ctx.err(line_of(m, "items"), f"{what}: 'items' must not be empty")
         elif "items" not in m:
             ctx.err(m.line, f"{what}: 'items' is required")
         sections.append(Section(id=sid, title=str(m.get("title", sid)), weight=weight or 0.0,
                                 cap=_num(ctx, m, "cap", what), items=items, line=m.line))
-    bonus = _items(ctx, doc.get("bonus"), "bonus", _line(doc, "bonus"), BONUS_KEYS)
+    bonus = _items(ctx, doc.get("bonus"), "bonus", line_of(doc, "bonus"), BONUS_KEYS)
     for b in bonus:
         if b.points is None:
             ctx.err(b.line, f"bonus '{b.rule}': 'points' is required")
-    fatal = _items(ctx, doc.get("fatal"), "fatal", _line(doc, "fatal"), FATAL_KEYS)
+    fatal = _items(ctx, doc.get("fatal"), "fatal", line_of(doc, "fatal"), FATAL_KEYS)
     unscored_raw = doc.get("unscored") or []
     if not isinstance(unscored_raw, list) or not all(isinstance(x, str) for x in unscored_raw):
-        ctx.err(_line(doc, "unscored"), "'unscored' must be a list of rule ids")
+        ctx.err(line_of(doc, "unscored"), "'unscored' must be a list of rule ids")
         unscored_raw = []
     # a rule is scored in one place only: two places would count it twice
     first: dict[str, int] = {}
-    unscored_line = _line(doc, "unscored")
+    unscored_line = line_of(doc, "unscored")
     for rid, ln in ([(i.rule, i.line) for s in sections for i in s.items] + [(i.rule, i.line) for i in bonus]
                     + [(i.rule, i.line) for i in fatal] + [(r, unscored_line) for r in unscored_raw]):
         if rid in first:

@@ -88,9 +88,56 @@ class ImportReport:
     calls: set[str] = field(default_factory=set)
 
 
+# What a worksheet may hold (README "Limits"): its parts unpacked together, and its rows.
+# A review sheet of 1,000 calls × 20 items is ~20,000 rows and a few MiB.
+MAX_SHEET_MB = 50  # QA_INSPECT_MAX_SHEET_MB
+MAX_SHEET_ROWS = 100_000  # QA_INSPECT_MAX_SHEET_ROWS
+
+
+def _limit(var: str, default: int) -> int:
+    import os
+
+    raw = os.environ.get(var, "").strip()
+    try:
+        return max(int(raw), 1) if raw else default
+    except ValueError:
+        raise WorkflowError(f"{var}={raw!r}: expected a whole number") from None
+
+
+_DTD_MARKS = tuple(m.encode(enc) for m in ("<!DOCTYPE", "<!ENTITY") for enc in ("utf-8", "utf-16-le", "utf-16-be"))
+
+
+def _check_workbook(path: Path) -> None:
+    """Refuse, before any XML is parsed, a workbook that unpacks to more than the size limit
+    (a zip bomb: 1 MB holding a 1 GB cell) or whose XML declares a DTD (entity expansion,
+    external entities: an .xlsx never needs one). zipfile stops reading a part at the size
+    its directory declares, so the declared sizes bound what is read."""
+    import zipfile
+
+    cap = _limit("QA_INSPECT_MAX_SHEET_MB", MAX_SHEET_MB) * 1024 * 1024
+    try:
+        with zipfile.ZipFile(path) as zf:
+            parts = zf.infolist()
+            total = sum(i.file_size for i in parts)
+            if total > cap:
+                raise WorkflowError(f"工作表过大 / worksheet unpacks to {total / 2**20:,.0f} MiB, the limit is "
+                                    f"{cap / 2**20:,.0f} MiB (QA_INSPECT_MAX_SHEET_MB); nothing imported", str(path))
+            for i in parts:  # every part: a sheet can live under any name the rels point to
+                with zf.open(i) as fh:
+                    tail = b""
+                    while chunk := fh.read(1 << 20):
+                        if any(m in tail + chunk for m in _DTD_MARKS):
+                            raise WorkflowError(f"{i.filename} declares a DTD/entities (not written by Excel "
+                                                "or `qa-inspect sample`); nothing imported", str(path))
+                        tail = chunk[-32:]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as e:
+        raise WorkflowError(f"cannot read worksheet ({type(e).__name__}: {e}); is it an .xlsx?", str(path)) from None
+
+
 def _sheet_rows(path: Path):
     from openpyxl import load_workbook
 
+    _check_workbook(path)
     try:
         wb = load_workbook(path, data_only=True, read_only=True)
     except Exception as e:  # not an xlsx, truncated file, …: one clear line
@@ -126,7 +173,11 @@ def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> I
         scores: dict[tuple, tuple] = {}  # (sample, call) -> (score, note, where)
         seen_rows: dict[tuple, int] = {}
         cells = []
+        max_rows = _limit("QA_INSPECT_MAX_SHEET_ROWS", MAX_SHEET_ROWS)
         for n, values in enumerate(it, start=2):
+            if n > max_rows + 1:
+                raise WorkflowError(f"工作表行数过多 / more than {max_rows:,} rows (QA_INSPECT_MAX_SHEET_ROWS); "
+                                    "nothing imported", f"{p}:row {n}")
             cell = {k: (values[i] if i < len(values) else None) for k, i in col.items()}
             if any(norm_cell(v) != "" for v in cell.values()):
                 cells.append((n, cell))

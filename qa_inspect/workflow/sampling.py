@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from qa_inspect.errors import RuleError
 from qa_inspect.records import CallResult
-from qa_inspect.rules.loader import _check_keys, _Ctx, _line, _Map, raise_problems, read_strict_yaml
+from qa_inspect.strict_yaml import ParseContext, YamlMap, check_keys, line_of, raise_problems, read_strict_yaml
 
 TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters", "reviewers"}
 META_KEYS = {"id", "version", "title", "description"}
@@ -59,56 +59,56 @@ class SamplingPlan:
 def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
     """Parse a plan strictly (unknown/duplicate keys, wrong types); RuleError with file:line."""
     doc = read_strict_yaml(text, file)
-    if not isinstance(doc, _Map):
+    if not isinstance(doc, YamlMap):
         raise RuleError("a sampling plan must be a mapping with 'plan:'", f"{file}:1")
-    ctx = _Ctx(file=file, problems=[], variables={})
-    _check_keys(ctx, doc, TOP_KEYS, "sampling plan")
+    ctx = ParseContext(file=file, problems=[], variables={})
+    check_keys(ctx, doc, TOP_KEYS, "sampling plan")
 
-    def section(key: str, allowed: set[str]) -> _Map:
+    def section(key: str, allowed: set[str]) -> YamlMap:
         m = doc.get(key)
         if m is None:
-            e = _Map()
+            e = YamlMap()
             e.line, e.key_lines = 0, {}
             return e
-        if not isinstance(m, _Map):
-            ctx.err(_line(doc, key), f"'{key}' must be a mapping")
-            e = _Map()
+        if not isinstance(m, YamlMap):
+            ctx.err(line_of(doc, key), f"'{key}' must be a mapping")
+            e = YamlMap()
             e.line, e.key_lines = 0, {}
             return e
-        _check_keys(ctx, m, allowed, key)
+        check_keys(ctx, m, allowed, key)
         return m
 
     meta = section("plan", META_KEYS)
     if "id" not in meta:
-        ctx.err(_line(doc, "plan") or 1, "'plan:' with an 'id' is required")
+        ctx.err(line_of(doc, "plan") or 1, "'plan:' with an 'id' is required")
     inc, per, flt = section("include", INCLUDE_KEYS), section("per_agent", PER_AGENT_KEYS), section("filters", FILTER_KEYS)
 
-    def boolean(m: _Map, key: str, default: bool) -> bool:
+    def boolean(m: YamlMap, key: str, default: bool) -> bool:
         v = m.get(key, default)
         if not isinstance(v, bool):
-            ctx.err(_line(m, key), f"'{key}' must be true or false, not {v!r}")
+            ctx.err(line_of(m, key), f"'{key}' must be true or false, not {v!r}")
             return default
         return v
 
-    def number(m: _Map, key: str, default: float, lo: float, hi: float | None = None, integer: bool = False) -> float:
+    def number(m: YamlMap, key: str, default: float, lo: float, hi: float | None = None, integer: bool = False) -> float:
         v = m.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)) \
                 or v < lo or (hi is not None and v > hi):
             rng = f"{lo:g}…{hi:g}" if hi is not None else f"≥ {lo:g}"
-            ctx.err(_line(m, key), f"'{key}' must be {'an integer' if integer else 'a number'} {rng}, not {v!r}")
+            ctx.err(line_of(m, key), f"'{key}' must be {'an integer' if integer else 'a number'} {rng}, not {v!r}")
             return default
         return v
 
-    def ids(m: _Map, key: str) -> tuple[str, ...]:
+    def ids(m: YamlMap, key: str) -> tuple[str, ...]:
         v = m.get(key) or []
         if not isinstance(v, list) or not all(isinstance(x, (str, int)) for x in v):
-            ctx.err(_line(m, key), f"'{key}' must be a list of ids")
+            ctx.err(line_of(m, key), f"'{key}' must be a list of ids")
             return ()
         return tuple(str(x) for x in v)
 
     strat = per.get("stratify_by", "grade")
     if strat not in ("grade", "none"):
-        ctx.err(_line(per, "stratify_by"), f"'stratify_by' must be grade or none, not {strat!r}")
+        ctx.err(line_of(per, "stratify_by"), f"'stratify_by' must be grade or none, not {strat!r}")
     plan = SamplingPlan(
         id=str(meta.get("id", "")), version=str(meta.get("version", "1")), title=str(meta.get("title", "")),
         include_fatal=boolean(inc, "fatal", True), include_risk=boolean(inc, "risk", True),
