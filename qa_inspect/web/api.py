@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from qa_inspect.web.app import current_user
-from qa_inspect.web.auth import authorize, check_csrf
+from qa_inspect.web.auth import authorize, check_csrf, current_user
 from qa_inspect.workflow import workspace as W
 from qa_inspect.workflow.accounts import User
 

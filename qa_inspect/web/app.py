@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from qa_inspect.web.auth import SESSION_COOKIE, LoginLimiter, NeedLogin, Sessions
+from qa_inspect.web.auth import LoginLimiter, NeedLogin, Sessions
 from qa_inspect.web.i18n import translator
-from qa_inspect.workflow import accounts, workspace
+from qa_inspect.workflow import workspace
 from qa_inspect.workflow.db import WorkflowError
 
 log = logging.getLogger(__name__)
@@ -139,27 +139,3 @@ def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = "
     app.include_router(api.router)
     app.include_router(pages.router)
     return app
-
-
-def current_user(request: Request) -> accounts.User:
-    """The user behind the request: a bearer token, else the session cookie; ``NeedLogin``
-    otherwise. Sets ``request.state`` (user, session, lang). Routes take their store from
-    ``request.app.state.pool.get()`` in their own thread (a dependency may run in another)."""
-    store = request.app.state.pool.get()
-    auth = request.headers.get("authorization", "")
-    user, session = None, None
-    if auth.lower().startswith("bearer "):
-        user = accounts.user_by_token(store, auth[7:].strip())
-    else:
-        session = request.app.state.sessions.read(request.cookies.get(SESSION_COOKIE))
-        if session:
-            try:
-                user = accounts.get_user(store, session["u"])
-            except WorkflowError:
-                user = None
-            if user is not None and user.disabled:
-                user = None
-    if user is None:
-        raise NeedLogin()
-    request.state.user, request.state.session, request.state.lang = user, session, user.lang
-    return user

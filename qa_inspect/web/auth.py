@@ -11,7 +11,9 @@ from collections import defaultdict, deque
 from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from qa_inspect.workflow import accounts
 from qa_inspect.workflow.accounts import User
+from qa_inspect.workflow.db import WorkflowError
 
 SESSION_COOKIE = "qa_session"
 LOGIN_CSRF_COOKIE = "qa_login_csrf"
@@ -105,3 +107,27 @@ def check_csrf(request: Request, session: dict | None, sent: str | None) -> None
     """403 unless ``sent`` (form field or X-CSRF-Token header) matches the session's token."""
     if session is None or not same(session.get("c"), sent):
         raise HTTPException(403, "CSRF 令牌无效，请刷新页面后重试 (invalid CSRF token)")
+
+
+def current_user(request: Request) -> User:
+    """The user behind the request: a bearer token, else the session cookie; ``NeedLogin``
+    otherwise. Sets ``request.state`` (user, session, lang). Routes take their store from
+    ``request.app.state.pool.get()`` in their own thread (a dependency may run in another)."""
+    store = request.app.state.pool.get()
+    auth = request.headers.get("authorization", "")
+    user, session = None, None
+    if auth.lower().startswith("bearer "):
+        user = accounts.user_by_token(store, auth[7:].strip())
+    else:
+        session = request.app.state.sessions.read(request.cookies.get(SESSION_COOKIE))
+        if session:
+            try:
+                user = accounts.get_user(store, session["u"])
+            except WorkflowError:
+                user = None
+            if user is not None and user.disabled:
+                user = None
+    if user is None:
+        raise NeedLogin()
+    request.state.user, request.state.session, request.state.lang = user, session, user.lang
+    return user

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from qa_inspect.web.api import filters_from, page_args
-from qa_inspect.web.app import current_user
 from qa_inspect.web.auth import (LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE, authorize, check_csrf,
-                                 client_ip, same)
+                                 client_ip, current_user, same)
 from qa_inspect.web.i18n import translator
 from qa_inspect.workflow import accounts
 from qa_inspect.workflow import workspace as W
