@@ -424,3 +424,24 @@ def test_calls_written_while_serving_reach_the_queue(sqlite_db):
                 break
             time.sleep(0.1)
         assert [x["call_id"] for x in c.get("/api/calls?team=九组").json()["calls"]] == ["zh_late"]
+
+
+def test_second_level_appeal_needs_another_supervisor(db):
+    ag = client(db, "ag3")
+    a = ag.post("/api/calls/zh_no_greeting/appeals", json={"items": ["closing"], "reason": "x"})
+    assert a.status_code == 403  # zh_no_greeting is A002's call
+    a = ag.post("/api/calls/zh_forbidden_phrase/appeals", json={"items": ["closing"], "reason": "结束语已说"}).json()
+    sup, boss = client(db, "sup", appeal_levels=2), client(db, "boss", appeal_levels=2)
+    first = sup.post(f"/api/appeals/{a['id']}/decision", json={"upheld": True, "score": 40, "comment": "建议改判"})
+    assert first.status_code == 200 and first.json()["status"] == "open"
+    assert [s["level"] for s in first.json()["steps"]] == [1]
+    assert ag.get("/api/calls/zh_forbidden_phrase").json()["scores"]["final"] == 0.0  # not yet final
+    again = sup.post(f"/api/appeals/{a['id']}/decision", json={"upheld": True, "comment": "再次"})
+    assert again.status_code == 400 and "另一位主管" in again.json()["error"]
+    final = boss.post(f"/api/appeals/{a['id']}/decision", json={"upheld": False, "comment": "录音中无结束语，驳回"})
+    assert final.status_code == 200 and final.json()["status"] == "rejected"
+    assert [(s["level"], s["upheld"], s["by"]) for s in final.json()["steps"]] == [(1, True, "sup"), (2, False, "boss")]
+    view = ag.get("/api/calls/zh_forbidden_phrase").json()
+    assert view["scores"]["final"] == 0.0 and [h["action"] for h in view["history"]] == [
+        "appeal", "appeal_level1", "appeal_decision"]
+    assert "第 1 级" in client(db, "sup", appeal_levels=2).get("/calls/zh_forbidden_phrase").text

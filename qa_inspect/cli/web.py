@@ -30,7 +30,9 @@ def register(main: click.Group) -> None:
               help="Agents may appeal a call this many days after it.")
 @click.option("--appeal-limit", default=2, show_default=True, type=click.IntRange(1, 20),
               help="Appeals allowed per call.")
-def serve(db, host, port, audio_root, appeal_window_days, appeal_limit):
+@click.option("--appeal-levels", default=1, show_default=True, type=click.IntRange(1, 2),
+              help="2: a first supervisor's decision is an opinion; a second supervisor decides.")
+def serve(db, host, port, audio_root, appeal_window_days, appeal_limit, appeal_levels):
     """Run the review workspace (复核工作台): queue, call page with synced audio, appeals, JSON API.
 
     Sessions are signed with QA_INSPECT_SECRET when set (else a random key: a restart logs
@@ -50,7 +52,8 @@ def serve(db, host, port, audio_root, appeal_window_days, appeal_limit):
                    "put it behind an HTTPS reverse proxy", err=True)
     try:
         app = create_app(db, secret=os.environ.get("QA_INSPECT_SECRET") or None, audio_root=audio_root,
-                         appeal_window_days=appeal_window_days, appeal_limit=appeal_limit)
+                         appeal_window_days=appeal_window_days, appeal_limit=appeal_limit,
+                         appeal_levels=appeal_levels)
     except QAError as e:
         fail(e)
     click.echo(f"qa-inspect workspace on http://{host}:{port}/ (Ctrl+C to stop)", err=True)

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS web_assignments (
     sample_id TEXT NOT NULL, call_id TEXT NOT NULL, reviewer TEXT NOT NULL, assigned_at TEXT NOT NULL,
     PRIMARY KEY (sample_id, call_id));
 CREATE INDEX IF NOT EXISTS web_assignments_reviewer ON web_assignments(reviewer);
+CREATE TABLE IF NOT EXISTS web_appeal_steps (
+    appeal_id INTEGER NOT NULL, level INTEGER NOT NULL, upheld INTEGER NOT NULL, score {real},
+    comment TEXT NOT NULL, by_user TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (appeal_id, level));
 CREATE TABLE IF NOT EXISTS web_appeal_items (
     appeal_id INTEGER NOT NULL, rule_id TEXT NOT NULL, PRIMARY KEY (appeal_id, rule_id));
 CREATE TABLE IF NOT EXISTS web_calls (
@@ -273,6 +276,21 @@ def appeal_items(store: SQLStoreBase, appeal_id: int) -> list[str]:
     ensure(store)
     return [r[0] for r in all_rows(store, "SELECT rule_id FROM web_appeal_items WHERE appeal_id=? ORDER BY rule_id",
                                    (appeal_id,))]
+
+
+def appeal_step_put(store: SQLStoreBase, appeal_id: int, level: int, upheld: bool, score: float | None,
+                    comment: str, by: str, at: str) -> bool:
+    """Inside a transaction: one level's decision of an appeal; False if that level was decided."""
+    cur = _x(store, "INSERT INTO web_appeal_steps VALUES (?,?,?,?,?,?,?) ON CONFLICT (appeal_id, level) DO NOTHING",
+             (appeal_id, level, int(upheld), score, comment, by, at))
+    return cur.rowcount == 1
+
+
+def appeal_steps(store: SQLStoreBase, appeal_id: int) -> list[tuple]:
+    """(level, upheld, score, comment, by, at) of an appeal's decisions, level order."""
+    ensure(store)
+    return all_rows(store, "SELECT level, upheld, score, comment, by_user, at FROM web_appeal_steps "
+                           "WHERE appeal_id=? ORDER BY level", (appeal_id,))
 
 
 def appeal_decide(store: SQLStoreBase, appeal_id: int, status: str, by: str, now: str, score: float | None,

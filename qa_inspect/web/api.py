@@ -139,7 +139,8 @@ def get_appeal(appeal_id: int, request: Request, user: User = Depends(current_us
 @router.post("/appeals/{appeal_id}/decision")
 def decision(appeal_id: int, body: DecisionIn, request: Request, user: User = Depends(writer)):
     authorize(user, "appeal.decide")
-    return W.decide(request.app.state.pool.get(), appeal_id, user.name, body.upheld, score=body.score, comment=body.comment)
+    return W.decide(request.app.state.pool.get(), appeal_id, user.name, body.upheld, score=body.score,
+                    comment=body.comment, levels=request.app.state.appeal["levels"])
 
 
 @router.get("/audio/{call_id}")

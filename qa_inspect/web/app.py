@@ -63,7 +63,8 @@ def _indexer(url: str, stop: threading.Event, every: float) -> None:
 
 def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = ".",
                appeal_window_days: int = workspace.APPEAL_WINDOW_DAYS,
-               appeal_limit: int = workspace.APPEAL_LIMIT, index_every_s: float = 10.0) -> FastAPI:
+               appeal_limit: int = workspace.APPEAL_LIMIT, appeal_levels: int = 1,
+               index_every_s: float = 10.0) -> FastAPI:
     """The workspace over the results database ``db`` (SQLite path or postgresql:// URL).
     Relative audio paths in the database are read relative to ``audio_root``; calls written
     while it runs reach the queue within ``index_every_s``."""
@@ -85,7 +86,7 @@ def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = "
     app.state.sessions = Sessions(secret)
     app.state.limiter = LoginLimiter()
     app.state.audio_root = Path(audio_root).resolve()
-    app.state.appeal = {"window_days": appeal_window_days, "limit": appeal_limit}
+    app.state.appeal = {"window_days": appeal_window_days, "limit": appeal_limit, "levels": appeal_levels}
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
     templates.env.autoescape = True
     app.state.templates = templates

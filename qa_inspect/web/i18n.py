@@ -28,7 +28,8 @@ ZH = {
     "evidence": "证据", "version": "版本", "audio_missing": "此通话没有录音", "reviewer": "质检员",
     "action_review": "复核", "action_appeal": "申诉", "action_appeal_decision": "申诉处理", "action_assign": "分配",
     "error": "出错了", "back": "返回", "role_reviewer": "质检员", "role_supervisor": "班组长", "role_agent": "坐席",
-    "role_admin": "管理员", "redacted_note": "个人号码已脱敏", "duration": "时长", "next_call": "下一条",
+    "role_admin": "管理员", "redacted_note": "个人号码已脱敏", "duration": "时长", "next_call": "下一条", "level": "第 {n} 级", "action_appeal_level1": "申诉一级处理",
+    "level2": "二级复核（须另一位主管）",
 }
 
 EN = {
@@ -60,7 +61,8 @@ EN = {
     "action_appeal": "appeal", "action_appeal_decision": "appeal decision", "action_assign": "assign",
     "error": "Error", "back": "Back", "role_reviewer": "Reviewer", "role_supervisor": "Supervisor",
     "role_agent": "Agent", "role_admin": "Admin", "redacted_note": "Personal numbers redacted",
-    "duration": "Duration", "next_call": "Next call",
+    "duration": "Duration", "next_call": "Next call", "level": "Level {n}", "action_appeal_level1": "appeal level 1",
+    "level2": "Second level (another supervisor)",
 }
 
 _LANGS = {"zh": ZH, "en": EN}

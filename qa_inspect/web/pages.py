@@ -172,6 +172,8 @@ def describe(change, t, titles: dict | None = None) -> str:
             parts += [f"{(titles or {}).get(rid, rid)} {words.get(x, x)}" for rid, x in v.items()]
         elif k == "items":
             parts.append("、".join((titles or {}).get(str(r), str(r)) for r in v))
+        elif k == "level":
+            parts.append(t("level", n=v))
         elif v not in (None, ""):
             label = {"manual_score": t("manual"), "comment": t("comment"), "reason": t("appeal_reason"),
                      "score": t("score"), "final": t("final"), "status": ""}.get(k, k)

@@ -264,12 +264,7 @@ def call_view(store, call_id: str, *, redact: bool = False) -> dict[str, Any]:
         rec = redact_call_dict(rec)
     tr = rec.get("transcript") or {}
     items = call_items(rec)
-    appeals = []
-    for row in store.appeal_rows(call_id=call_id):
-        d = dict(zip(ws.APPEAL_COLS.split(", "), row))
-        d["id"] = d["appeal_id"]
-        d["items"] = ws.appeal_items(store, d["appeal_id"])
-        appeals.append(d)
+    appeals = [get_appeal(store, row[0]) for row in store.appeal_rows(call_id=call_id)]
     history = [{"id": r[0], "at": r[1], "by": r[2], "action": r[3], "target": r[5], "before": _json(r[6]),
                 "after": _json(r[7])} for r in ws.audit_rows(store, call_id)]
     reviews = [{"sample_id": r[0], "reviewer": r[1], "manual_score": r[2], "note": r[3], "source": r[4],
@@ -414,6 +409,8 @@ def get_appeal(store, appeal_id: int) -> dict[str, Any]:
     d = dict(zip(ws.APPEAL_COLS.split(", "), row))
     d["id"] = d["appeal_id"]
     d["items"] = ws.appeal_items(store, appeal_id)
+    d["steps"] = [{"level": lv, "upheld": bool(up), "score": sc, "comment": c, "by": by, "at": at}
+                  for lv, up, sc, c, by, at in ws.appeal_steps(store, appeal_id)]
     return d
 
 
@@ -430,9 +427,11 @@ def list_open_appeals(store, agent: str | None = None) -> list[dict[str, Any]]:
 
 
 def decide(store, appeal_id: int, by: str, upheld: bool, *, score: float | None = None,
-           comment: str = "") -> dict[str, Any]:
+           comment: str = "", levels: int = 1) -> dict[str, Any]:
     """Uphold (score: given, or the call re-scored with the appealed items as false hits) or
-    reject an open appeal, with a comment. Decided appeals are final (``Conflict``)."""
+    reject an open appeal, with a comment. With ``levels=2`` the first decision is a first-level
+    opinion (the appeal stays open) and a second, different person decides. Decided appeals are
+    final (``Conflict``)."""
     a = get_appeal(store, appeal_id)
     comment = (comment or "").strip()
     if not comment:
@@ -441,6 +440,9 @@ def decide(store, appeal_id: int, by: str, upheld: bool, *, score: float | None 
         raise Conflict(f"申诉 #{appeal_id} 已处理，结果为终审 / appeal #{appeal_id} is already {a['status']} (decided appeals are final)")
     if not upheld and score is not None:
         raise WorkflowError("驳回的申诉不改分，请勿填写分数 / a rejected appeal keeps the call's score: give no score")
+    level = len(a["steps"]) + 1
+    if level > 1 and any(st["by"] == by for st in a["steps"]):
+        raise WorkflowError(f"二级复核须由另一位主管处理 / the level-{level} decision needs another supervisor")
     rec = load_record(store, a["call_id"])
     if upheld and score is None:
         score = recompute(rec.get("score"), call_items(rec), {i: "false_positive" for i in a["items"]})
@@ -448,11 +450,15 @@ def decide(store, appeal_id: int, by: str, upheld: bool, *, score: float | None 
         raise WorkflowError(f"分数 {score:g} 超出 0–100 / score {score:g} is outside 0–100")
     before = final_score(store, a["call_id"], rec.get("score"))["final"]
     stamp = now_iso()
+    final = level >= levels
+    status = "upheld" if upheld else "rejected"
     with ws.tx(store):
-        if not ws.appeal_decide(store, appeal_id, "upheld" if upheld else "rejected", by, stamp, score, comment):
+        if not ws.appeal_step_put(store, appeal_id, level, upheld, score, comment, by, stamp):
             raise Conflict(f"申诉 #{appeal_id} 已被他人处理 / appeal #{appeal_id} was decided meanwhile")
-        ws.audit(store, stamp, by, "appeal_decision", a["call_id"], f"#{appeal_id}",
+        if final and not ws.appeal_decide(store, appeal_id, status, by, stamp, score, comment):
+            raise Conflict(f"申诉 #{appeal_id} 已被他人处理 / appeal #{appeal_id} was decided meanwhile")
+        ws.audit(store, stamp, by, "appeal_decision" if final else "appeal_level1", a["call_id"], f"#{appeal_id}",
                  json.dumps({"status": "open", "final": before}),
-                 json.dumps({"status": "upheld" if upheld else "rejected", "score": score, "comment": comment},
+                 json.dumps({"status": status, "score": score, "comment": comment, "level": level},
                             ensure_ascii=False))
     return get_appeal(store, appeal_id)
