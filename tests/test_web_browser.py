@@ -150,6 +150,8 @@ def test_reviewer_listens_marks_items_and_moves_on(browser, server, tmp_path):
     else:
         p.locator(".item.not-hit .v-missed").first.click()
     until(p, f"document.getElementById('score-manual').textContent.trim() !== {json.dumps(before)}")
+    live = float(p.locator("#score-manual").inner_text())  # a number now, proposed in the input too
+    assert float(p.locator("#manual-score").input_value()) == live
     p.screenshot(path=str(Path(os.environ.get("QA_WEB_SCREENSHOT_DIR", tmp_path)) / "call_page.png"), full_page=False)
     # keyboard: space pauses/plays, j selects the next hit's item and seeks there, c confirms it
     paused = p.evaluate("document.getElementById('player').paused")

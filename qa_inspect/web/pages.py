@@ -113,15 +113,18 @@ def call_page(call_id: str, request: Request, user: User = Depends(current_user)
     titles = {i["rule_id"]: i["title"] for i in view["items"]}
     for h in view["history"]:
         h["before_text"], h["after_text"] = describe(h["before"], t, titles), describe(h["after"], t, titles)
-    return render(request, "call.html.j2", v=view, segments=highlight(view), data=page_data(view), my_verdicts={m["rule_id"]: m for m in mine},
+    return render(request, "call.html.j2", v=view, segments=highlight(view), data=page_data(view), titles=titles,
+                  my_verdicts={m["rule_id"]: m for m in mine},
                   can_review=user.role in ("reviewer", "supervisor", "admin"),
-                  can_appeal=user.role == "agent", appealable=W.appealable, can_decide=user.role in ("supervisor", "admin"))
+                  can_appeal=user.role == "agent", appealable=W.appealable,
+                  can_decide=user.role in ("supervisor", "admin"))
 
 
 @router.get("/appeals")
 def appeals_page(request: Request, user: User = Depends(current_user)):
     authorize(user, "appeal.decide")
-    return render(request, "appeals.html.j2", appeals=W.list_open_appeals(request.app.state.pool.get()))
+    store = request.app.state.pool.get()
+    return render(request, "appeals.html.j2", appeals=W.list_open_appeals(store), titles=W.rule_titles(store))
 
 
 def highlight(view: dict) -> list[list[tuple[str, str, str]]]:

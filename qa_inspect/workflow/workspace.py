@@ -120,6 +120,12 @@ def search_calls(store, f: Filters, page: int = 1, per_page: int = 50) -> dict[s
             "rule_titles": ws.titles(store)}
 
 
+def rule_titles(store) -> dict[str, str]:
+    """Rule id → title of every rule seen in the results (标准结束语 for closing)."""
+    ready(store)
+    return ws.titles(store)
+
+
 def _like(s: str) -> str:
     return s.replace("%", "").replace("_", "")[:100]  # wildcards stripped: a filter, not a pattern
 

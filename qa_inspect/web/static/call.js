@@ -89,18 +89,19 @@
     });
     return fatal ? 0 : Math.round(Math.min(100, Math.max(0, total)) * 10) / 10;
   }
-  function showScore() {
+  function showScore(marked) {
+    // the input always proposes the recomputed score; the panel shows it once an item is marked
     var s = recompute();
     var out = document.getElementById("score-manual");
     var input = document.getElementById("manual-score");
-    if (out && s !== null) { out.textContent = String(s); }
+    if (out && s !== null && marked) { out.textContent = String(s); }
     if (input && !manualEdited && s !== null) { input.value = String(s); }
   }
   function setVerdict(li, v) {
     var rid = li.dataset.rule;
     if (verdicts[rid] === v) { delete verdicts[rid]; } else { verdicts[rid] = v; }
     li.dataset.verdict = verdicts[rid] || "";
-    showScore();
+    showScore(true);
   }
   function select(li) {
     items.forEach(function (x) { x.classList.toggle("selected", x === li); });
@@ -120,7 +121,7 @@
   });
   var manualInput = document.getElementById("manual-score");
   if (manualInput) { manualInput.addEventListener("input", function () { manualEdited = manualInput.value !== ""; }); }
-  showScore();
+  showScore(false);
 
   // --- submit --------------------------------------------------------------------------------
   function nextCall() {
