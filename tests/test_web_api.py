@@ -445,3 +445,41 @@ def test_second_level_appeal_needs_another_supervisor(db):
     assert view["scores"]["final"] == 0.0 and [h["action"] for h in view["history"]] == [
         "appeal", "appeal_level1", "appeal_decision"]
     assert "第 1 级" in client(db, "sup", appeal_levels=2).get("/calls/zh_forbidden_phrase").text
+
+
+def test_worksheet_verdicts_in_chinese_land_next_to_browser_reviews(sqlite_db, root, tmp_path):
+    """One truth: a worksheet filled in with 确认/误报 and a browser review of the same sample
+    end up in the same tables, and the call page shows both."""
+    import json
+
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from qa_inspect.cli import main
+
+    run = CliRunner().invoke
+    r = run(main, ["sample", "--db", sqlite_db, "--plan", str(root / "rules/sampling_plan.yaml"), "--seed", "3",
+                   "--out", str(tmp_path / "ws.xlsx"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "zh_forbidden_phrase" in [c["call_id"] for c in json.loads(r.output[r.output.index("{"):])["calls"]]
+    wb = load_workbook(tmp_path / "ws.xlsx")
+    ws = wb["review"]
+    col = {c.value: i + 1 for i, c in enumerate(ws[1])}
+    for row in range(2, ws.max_row + 1):
+        if ws.cell(row, col["call_id"]).value == "zh_forbidden_phrase":
+            item = ws.cell(row, col["item"]).value
+            if item == "forbidden_phrase":
+                ws.cell(row, col["reviewer_verdict"]).value = "误报"
+            elif item == "closing":
+                ws.cell(row, col["reviewer_verdict"]).value = "确认"
+    wb.save(tmp_path / "filled.xlsx")
+    r = run(main, ["review", "import", str(tmp_path / "filled.xlsx"), "--db", sqlite_db, "--reviewer", "alice"])
+    assert r.exit_code == 0, r.output
+    c = client(sqlite_db, "rev1")
+    c.post("/api/calls/zh_forbidden_phrase/review",
+           json={"items": {"forbidden_phrase": "confirmed"}, "version": 0}).raise_for_status()
+    view = c.get("/api/calls/zh_forbidden_phrase").json()
+    assert {(v["reviewer"], v["rule_id"], v["verdict"]) for v in view["verdicts"]} == {
+        ("alice", "forbidden_phrase", "false_positive"), ("alice", "closing", "confirmed"),
+        ("rev1", "forbidden_phrase", "confirmed")}
+    assert {r["sample_id"] for r in view["reviews"]} == {view["reviews"][0]["sample_id"]} != "(web)"

@@ -9,8 +9,8 @@ from qa_inspect.errors import QAError
 from qa_inspect.store import WorkflowStore
 from qa_inspect.workflow.db import WorkflowError, now_iso
 from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
-from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICTS, SheetRow, checksum, norm_cell,
-                        rows_for_call, write_worksheet)
+from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICT_ALIASES, VERDICTS,
+                                           SheetRow, checksum, norm_cell, rows_for_call, write_worksheet)
 
 FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
 
@@ -211,12 +211,14 @@ def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> I
 def _check_row(store: WorkflowStore, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
                rep: ImportReport, sheet_sample: dict[str, str]) -> None:
     verdict = norm_cell(cell["reviewer_verdict"]).lower()
+    verdict = VERDICT_ALIASES.get(verdict, verdict)
     note = norm_cell(cell["reviewer_note"])
     raw_score = cell["manual_score"]
     row_id = norm_cell(cell["row_id"])
     call_id, item = norm_cell(cell["call_id"]), norm_cell(cell["item"])
     if verdict and verdict not in VERDICTS:
-        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of {', '.join(VERDICTS)}", where)
+        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of {', '.join(VERDICTS)} "
+                            f"({'/'.join(VERDICT_ALIASES)})", where)
 
     if not row_id:  # a row the reviewer added: a miss the machine did not list
         if not call_id or not item:

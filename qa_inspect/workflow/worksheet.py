@@ -30,6 +30,8 @@ from qa_inspect.scoring import evidence_text, mmss
 
 CALL_ITEM = "(call)"
 VERDICTS = ("confirmed", "false_positive", "missed")
+# what Chinese QC staff type: 确认 / 误报 / 漏检 (the workspace's words) read as the verdicts above
+VERDICT_ALIASES = {"确认": "confirmed", "误报": "false_positive", "漏检": "missed"}
 MACHINE_COLS = ("call_id", "agent_id", "started_at", "item", "title", "machine_verdict", "machine_points",
                 "evidence", "time", "audio")
 REVIEWER_COLS = ("reviewer_verdict", "manual_score", "reviewer_note")
