@@ -349,6 +349,8 @@ def test_filters_and_paging(db):
         x["agent_id"] == "A003" for x in c.get("/api/calls?agent=A003").json()["calls"])
     assert ids("rule=closing") >= {"zh_no_greeting", "zh_forbidden_phrase"}
     assert ids("q=12315") == {"zh_billing_12315"}
+    assert ids("rule=forbidden_phrase") == {"zh_forbidden_phrase"}  # '_' is a letter here, not a wildcard
+    assert ids("rule=forbidden%25") == set() and ids("q=%25") == set() and ids("q=_") == set()
     assert ids("team=三组") == {"zh_extra_pii"}
     assert ids("score_min=0&score_max=30") >= {"zh_no_greeting", "zh_forbidden_phrase"}
     assert all(x["score"] <= 30 for x in c.get("/api/calls?score_max=30").json()["calls"])

@@ -369,7 +369,7 @@ def search(store: SQLStoreBase, where: Sequence[tuple[str, Any]], limit: int, of
     conds = [c for c, _ in where]
     args = [v for _, v in where]
     if text:
-        conds.append("EXISTS (SELECT 1 FROM web_call_text t WHERE t.call_id = w.call_id AND t.text LIKE ?)")
+        conds.append("EXISTS (SELECT 1 FROM web_call_text t WHERE t.call_id = w.call_id AND t.text LIKE ? ESCAPE '\\')")
         args.append(f"%{text}%")
     rev = "EXISTS (SELECT 1 FROM qc_reviews r WHERE r.call_id = w.call_id)"
     if reviewed is True:

@@ -111,7 +111,7 @@ def search_calls(store, f: Filters, page: int = 1, per_page: int = 50) -> dict[s
     if f.fatal is not None:
         where.append(("w.fatal = ?", int(f.fatal)))
     if f.rule:
-        where.append(("w.hits LIKE ?", f"%,{_like(f.rule)},%"))
+        where.append(("w.hits LIKE ? ESCAPE '\\'", f"%,{_like(f.rule)},%"))
     total, capped, rows = ws.search(store, where, per_page, (page - 1) * per_page, f.reviewed, _like(f.q))
     calls = [{"call_id": r[0], "started_at": r[1], "agent_id": r[2], "agent_name": r[3], "team": r[4],
               "score": r[5], "grade": r[6], "fatal": bool(r[7]), "hits": [h for h in r[8].split(",") if h],
@@ -127,7 +127,8 @@ def rule_titles(store) -> dict[str, str]:
 
 
 def _like(s: str) -> str:
-    return s.replace("%", "").replace("_", "")[:100]  # wildcards stripped: a filter, not a pattern
+    """``s`` as literal text inside a LIKE pattern (``ESCAPE '\\'``): a filter, not a pattern."""
+    return s[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def queue(store, reviewer: str) -> list[dict[str, Any]]:
