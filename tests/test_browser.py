@@ -105,6 +105,15 @@ def test_batch_report_alerts_first_and_metrics(browser, pages):
         # the negative customer ending from the enrichment metric is an alert too
         assert "zh_media_threat" in ids
         assert page.eval('document.querySelectorAll("[data-metric=speech_rate_agent]").length') > 0
+        # urgent alerts are on screen; the 关注 (watch) level is folded until opened
+        visible = page.eval('Array.from(document.querySelectorAll(".alert")).filter('
+                            'a => a.checkVisibility()).map(a => a.dataset.level)')
+        assert visible and "watch" not in visible and visible[0] == "urgent"
+        if page.eval('!!document.querySelector("details#watch")'):
+            assert page.eval('document.querySelector("details#watch").open') is False
+        # one language on the page: no doubled "中文 / English" labels
+        text = page.eval("document.body.innerText")
+        assert "风险预警" in text and "Risk alerts" not in text and "通话总数" in text
     finally:
         page.close()
 

@@ -5,6 +5,8 @@ import statistics
 from collections import defaultdict
 from dataclasses import replace
 
+from datetime import date, datetime
+
 import openpyxl
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 from qa_inspect.cli import main
 from qa_inspect.records import CallInput, CallResult, Evidence, RuleResult, Score
 from qa_inspect.reports.agents import SHEETS, build, write_agent_reports
+from qa_inspect.reports.workbook import HEADERS_ZH, METRIC_HEADERS_ZH, SHEET_TITLES
 from qa_inspect.store import open_store
 from report_fixtures import build_db
 
@@ -27,10 +30,16 @@ def stored(db):
         return [r for r in s.results() if r.status == "ok"]
 
 
+_KEY_OF = {v: k for k, v in HEADERS_ZH.items()} | {v: k for k, v in METRIC_HEADERS_ZH.items()}
+
+
 def _sheet(path, name):
-    ws = openpyxl.load_workbook(path)[name]
+    """Rows of sheet ``name`` (its English key) as dicts keyed by the English column keys
+    (the workbook is Chinese by default)."""
+    ws = openpyxl.load_workbook(path)[SHEET_TITLES["zh"][name]]
     rows = list(ws.iter_rows(values_only=True))
-    return [dict(zip(rows[0], r)) for r in rows[1:]]
+    keys = [_KEY_OF.get(h, h) for h in rows[0]]
+    return [dict(zip(keys, r)) for r in rows[1:]]
 
 
 def test_cli_writes_pages_and_workbook(db, stored, tmp_path):
@@ -42,7 +51,7 @@ def test_cli_writes_pages_and_workbook(db, stored, tmp_path):
     assert len(list(out.glob("agent-*.html"))) == len(agents) == 5
     assert len(list(out.glob("team-*.html"))) == 2 and (out / "index.html").exists()
     wb = openpyxl.load_workbook(out / "scorecards.xlsx")
-    assert wb.sheetnames == list(SHEETS)
+    assert wb.sheetnames == [SHEET_TITLES["zh"][x] for x in SHEETS]
     # means and ranks computed independently from the stored results
     by_agent = defaultdict(list)
     for x in stored:
@@ -83,7 +92,8 @@ def test_date_and_team_filters(db, tmp_path):
                                   "--to", "2026-11-24", "--team", "一组", "--out", str(out)])
     assert r.exit_code == 0, r.output
     calls = _sheet(out / "scorecards.xlsx", "Calls")
-    assert calls and all(c["started_at"].startswith("2026-11-24") and c["team"] == "一组" for c in calls)
+    # call times are Excel date-times (in the team's time zone), not text
+    assert calls and all(c["started_at"].date() == date(2026, 11, 24) and c["team"] == "一组" for c in calls)
     assert {s["team"] for s in _sheet(out / "scorecards.xlsx", "Summary")} == {"一组"}
     trend = _sheet(out / "scorecards.xlsx", "Trend")
     assert {t["period"] for t in trend} == {"2026-11-24"}
@@ -120,7 +130,7 @@ def test_weekly_trend_manual_scores_redaction_and_escaping(tmp_path):
     agents = {a["agent_id"]: a for a in _sheet(paths[-1], "Agents")}
     assert agents["A1"]["manual_mean"] == 70.0 and agents["A2"]["manual_mean"] is None
     trend = _sheet(paths[-1], "Trend")
-    assert all(t["period_kind"] == "week" for t in trend)  # > 31 days: weeks
+    assert all(t["period_kind"] == "周" for t in trend)  # > 31 days: weeks
     assert {t["period"] for t in trend if t["agent_id"] == "A1" and t["calls"]} == {"2026-W40", "2026-W47"}
     calls = {c["call_id"]: c for c in _sheet(paths[-1], "Calls")}
     assert calls["c1"]["manual_score"] == 70.0 and "[手机号]" in calls["c1"]["first_evidence"]
@@ -136,7 +146,7 @@ def test_metrics_mean_or_dash(stored, tmp_path):
     assert a.metric_mean(key) == pytest.approx(0.25)  # the mean over the calls that have it
     write_agent_reports(bare, tmp_path)
     page = (tmp_path / "agent-A001.html").read_text(encoding="utf-8")
-    row = page[page.index("Agent sentiment (mean)"):][:200]
+    row = page[page.index("坐席平均情绪"):][:200]
     assert "—" in row and "0.00" not in row  # absent from every call: a dash, not 0
 
 
@@ -166,3 +176,26 @@ def test_missing_database_is_not_created(tmp_path, cmd):
     db = tmp_path / "nope.db"
     r = CliRunner().invoke(main, [*cmd, "--db", str(db), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "not found" in r.output and not db.exists()
+
+
+def test_workbook_chinese_percent_dates_filter(stored, tmp_path):
+    """Issue 14: Chinese sheet names and headers, item titles not ids, percent cells, dates as
+    dates, frozen header and autofilter — read back with openpyxl; English by option."""
+    path = write_agent_reports(stored, tmp_path / "zh")[-1]
+    wb = openpyxl.load_workbook(path)
+    items = wb["质检项"]
+    header = [c.value for c in items[1]]
+    assert header[:4] == ["班组", "坐席工号", "坐席", "质检项"] and "通过率" in header
+    rate_col = header.index("通过率") + 1
+    rates = [items.cell(r, rate_col) for r in range(2, items.max_row + 1)]
+    assert any(isinstance(c.value, float) for c in rates)
+    assert all(c.number_format == "0.0%" for c in rates if c.value is not None)
+    titles = {items.cell(r, 4).value for r in range(2, items.max_row + 1)}
+    assert "开场问候" in titles and "greeting" not in titles  # rule titles, not ids
+    calls = wb["通话明细"]
+    t = calls.cell(2, [c.value for c in calls[1]].index("通话时间") + 1)
+    assert isinstance(t.value, datetime) and t.number_format.startswith("yyyy-mm-dd")
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:")
+    en = openpyxl.load_workbook(write_agent_reports(stored, tmp_path / "en", lang="en")[-1])
+    assert en.sheetnames == list(SHEETS) and en["Items"]["G1"].value == "pass_rate"

@@ -6,10 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
+from dataclasses import replace
+
+from qa_inspect.scoring import score_call
 
 from qa_inspect.records import (CallInput, CallResult, Evidence, RuleResult, Score,
                                 Transcript, Turn)
-from qa_inspect.reports.batch import fmt_mmss, highlight, write_batch_report
+from qa_inspect.reports.batch import fmt_mmss, highlight, render_batch_html, write_batch_report
 
 XSS = "<script>alert(1)</script>"
 
@@ -38,8 +41,7 @@ def _results() -> list[CallResult]:
             Turn(role="agent", text=f"你烦不烦 {XSS} & 我说了", start=65.2, end=68.0),
         )),
         rules=(greet_fail, rude),
-        score=Score(score=85.0, grade="B", fatal=False,
-                    deductions=(("greeting", 5.0), ("rude", 10.0))),
+        score=score_call([greet_fail, rude], GRADES),  # 85 B, with its breakdown
         metrics={"duration_s": 1800.0})
 
     risk = RuleResult(
@@ -52,7 +54,7 @@ def _results() -> list[CallResult]:
         call=_call("C-RISK", agent_id="A02", agent_name="李四"), status="ok",
         transcript=Transcript(call_id="C-RISK", language="zh", turns=(
             Turn(role="customer", text="我要打12315投诉你们", start=125.0, end=130.0),)),
-        rules=(risk,), score=Score(score=95.0, grade="A", fatal=False),
+        rules=(risk,), score=replace(score_call([risk], GRADES), score=95.0),
         metrics={"duration_s": 1800.0})
 
     leak = RuleResult(
@@ -64,13 +66,15 @@ def _results() -> list[CallResult]:
         reason="坐席读出完整身份证号")
     fatal_call = CallResult(
         call=_call("C-FATAL", agent_id="A03", agent_name="王五"), status="ok",
-        rules=(leak,), score=Score(score=0.0, grade="D", fatal=True,
-                                   deductions=(("id_leak", 100.0),)),
+        rules=(leak,), score=score_call([leak], GRADES),
         metrics={})
 
     err = CallResult(call=_call("C-ERR"), status="error",
                      error="audio.wav: 无法解码 / cannot decode (<empty file>)")
     return [ok_call, risk_call, fatal_call, err]
+
+
+GRADES = [(90, "A"), (80, "B"), (60, "C"), (0, "D")]
 
 
 @pytest.fixture()
@@ -107,14 +111,32 @@ def test_highlight_is_escaped_per_segment(report):
 
 def test_header_counters(report):
     _, html = report
-    assert "质检日报 / Nightly QC report" in html
-    assert "default@1" in html and "small" in html
-    assert "音频时长" in html
+    # Chinese by default, one language per label (no "通话总数 / Calls")
+    assert "<h1>质检日报</h1>" in html and "Nightly QC report" not in html
+    assert " / Calls" not in html and "通话总数" in html
+    assert "default@1" in html and "small" in html and "规则包" in html  # extra counters too
     # 2 * 1800 s = 1 h; mean of 85, 95, 0 = 60
-    m = re.search(r"Audio hours</span><b>([^<]*)</b>", html)
+    m = re.search(r"音频时长\(小时\)</span><b>([^<]*)</b>", html)
     assert m and m.group(1) == "1"
-    m = re.search(r"Mean score</span><b>([^<]*)</b>", html)
+    m = re.search(r"平均分</span><b>([^<]*)</b>", html)
     assert m and m.group(1) == "60"
+
+
+def test_english_by_option(tmp_path):
+    html = write_batch_report(_results(), tmp_path, lang="en").read_text(encoding="utf-8")
+    assert "<h1>Nightly QC report</h1>" in html and '<html lang="en">' in html
+    assert re.search(r"Mean score</span><b>60</b>", html)
+    assert "通话总数" not in html and "风险预警" not in html
+
+
+def test_header_time_in_team_time_zone(tmp_path):
+    from datetime import datetime, timezone
+
+    at = datetime(2026, 11, 23, 16, 30, tzinfo=timezone.utc)
+    html = render_batch_html(_results(), generated_at=at)
+    assert "2026-11-24 00:30:00 (Asia/Shanghai, UTC+0800)" in html  # not the UTC time
+    html = render_batch_html(_results(), generated_at=at, tz="Europe/London")
+    assert "2026-11-23 16:30:00 (Europe/London" in html
 
 
 def test_errors_section(report):
@@ -133,10 +155,12 @@ def test_risk_section_first_and_ordered(report):
     risk = html.index('id="risk"')
     assert risk < html.index('id="call-table"')
     section = html[risk:html.index('id="calls"')]
-    assert section.index("C-RISK") < section.index("C-FATAL")
+    # both urgent (a fatal item; a critical risk rule without an alert tag): worst score first
+    assert section.index("C-FATAL") < section.index("C-RISK")
+    assert section.count('data-level="urgent"') == 2
     assert "C-OK" not in section
     assert "我要打<mark>12315</mark>投诉你们" in section
-    assert "客户 / Customer" in section and "02:05–02:10" in section
+    assert "客户" in section and "Customer" not in section and "02:05–02:10" in section
 
 
 def test_call_table_sorted_worst_first(report):
@@ -171,7 +195,7 @@ def test_csv(report):
         assert reader.fieldnames == [
             "call_id", "agent_id", "agent_name", "team", "started_at", "status", "error",
             "duration_s", "score", "grade", "fatal", "failed_items", "risk_hits",
-            "deductions_total"]
+            "deductions_total", "item_points"]
         rows = {r["call_id"]: r for r in reader}
     assert list(rows) == ["C-OK", "C-RISK", "C-FATAL", "C-ERR"]
     ok = rows["C-OK"]
@@ -179,6 +203,7 @@ def test_csv(report):
     assert ok["score"] == "85" and ok["grade"] == "B" and ok["fatal"] == "false"
     assert ok["failed_items"] == "greeting;rude" and ok["risk_hits"] == ""
     assert ok["deductions_total"] == "15" and ok["duration_s"] == "1800"
+    assert ok["item_points"] == "greeting:-5;rude:-10"  # from the stored breakdown
     assert rows["C-RISK"]["risk_hits"] == "complaint_12315"
     assert rows["C-RISK"]["failed_items"] == ""
     fatal = rows["C-FATAL"]
@@ -212,6 +237,30 @@ def test_csv_formula_injection_neutralised(tmp_path: Path):
     write_batch_report([r], tmp_path)
     with open(tmp_path / "report.csv", encoding="utf-8-sig", newline="") as f:
         (row,) = list(csv.DictReader(f))
-    assert row["call_id"] == "+8613800000000-1"  # join key kept verbatim
+    assert row["call_id"] == "'+8613800000000-1"  # every cell, ids too (issue 17)
     assert row["agent_name"] == "'=HYPERLINK(1)"
     assert row["error"] == "'@SUM(A1)"
+
+
+def test_call_times_in_team_time_zone(tmp_path):
+    from dataclasses import replace as rep
+
+    ok = _results()[0]
+    utc = rep(ok, call=rep(ok.call, started_at="2026-11-23T01:12:05Z"))
+    html = render_batch_html([utc])
+    assert "<td>2026-11-23 09:12</td>" in html  # shown in Asia/Shanghai, not UTC
+    assert "<td>2026-11-23 01:12</td>" in render_batch_html([utc], tz="UTC")
+
+
+def test_engine_reasons_in_plain_chinese():
+    from qa_inspect.reports.i18n import reason_text
+
+    miss = "missing: /(工号|公号)(是)?\\d{3,6}/ in agent turns (first turns 3)"
+    assert reason_text("fail", miss, title="自报工号", description="坐席在开场自报工号。") == "未找到：坐席在开场自报工号。"
+    assert reason_text("fail", miss, title="自报工号") == "未找到：自报工号"  # no description: the title
+    assert reason_text("hit", "2 hit(s): 不归我管, 我不知道") == "命中 2 处：不归我管、我不知道"
+    assert reason_text("hit", "1 hit(s): agent_interruptions = 3 ≥ 2") == "命中 1 处：坐席抢话 = 3 ≥ 2"
+    assert reason_text("pass", "found '您好' at turn 0") == "已说到“您好”（#0）"
+    assert reason_text("pass", "max_silence_s = 0.6, not ≥ 10") == "最长静音 0.6（阈值 ≥ 10，未触发）"
+    assert reason_text("fail", miss, title="x", which="en") == "not found: x"
+    assert reason_text("pass", "something new") == "something new"  # unknown text: unchanged

@@ -120,7 +120,7 @@ def test_cli_prints_table_macro_f1_and_errors(tmp_path):
     assert lines[1].split() == ["rule", "n", "tp", "fp", "fn", "precision", "recall", "F1"]
     assert lines[2].split() == ["greeting", "5", "2", "1", "1", "0.667", "0.667", "0.667"]
     assert lines[3].split() == ["complaint", "5", "2", "1", "1", "0.667", "0.667", "0.667"]
-    assert "macro F1 0.667 over 2 rule(s)" in res.output
+    assert "macro F1 0.667 over 2 rule(s) with positives" in res.output
     assert "greeting false positives: c2" in res.output and "complaint false negatives: c4" in res.output
     assert "not_a_rule" in res.stderr and "not_a_rule" not in res.stdout  # noted as not scored
 
@@ -186,4 +186,29 @@ def test_customer_service_pack_on_the_labelled_musied_calls(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["calls"] == 60
-    assert data["macro_f1"] >= 0.95  # 0.98 when written
+    # 0.98 when the pack was tuned on these 60 alone; since issue 16 it is tuned on 241 calls
+    # labelled by three people (bench/data), which costs a little on this reviewer's 60 (0.949)
+    assert data["macro_f1"] >= 0.94
+
+
+def test_cli_item_without_positives_says_so(tmp_path):
+    """An item nobody labelled positive gets "no positives", not a perfect F1 1.000 (issue 14)."""
+    pack, tr, lab = _write_inputs(tmp_path)
+    rows = [{"id": cid, "complaint": False} for cid in LABELS]
+    lab.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    res = CliRunner().invoke(main, ["rules", "eval", str(pack), "--transcripts", str(tr), "--labels", str(lab)])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.stdout.splitlines() if x.startswith("complaint"))
+    assert "no positives in the labels" in line and "1.000" not in line
+    assert "0 rule(s) with positives; 1 rule(s) without positives left out" in res.stdout
+    out = json.loads(CliRunner().invoke(main, ["rules", "eval", str(pack), "--transcripts", str(tr),
+                                               "--labels", str(lab), "--json"]).stdout)
+    assert out["without_positives"] == ["complaint"] and out["items"][0]["positives"] == 0
+
+
+def test_rules_test_on_the_shipped_folder_skips_scorecards_and_plans(root):
+    res = CliRunner().invoke(main, ["rules", "test", str(root / "rules")])
+    assert res.exit_code == 0, res.output
+    for pack in ("telecom_zh", "telecom_en", "customer_service_zh"):
+        assert f"(pack {pack} " in res.stdout
+    assert "scorecard_telecom_zh.yaml: skipped" in res.stderr and "sampling_plan.yaml: skipped" in res.stderr

@@ -105,9 +105,15 @@ def test_customer_negative_end_rule_fires_on_an_unhappy_ending(root):
                        ("agent", "感谢来电，再见"))
     assert fired(unresolved) is True
     assert fired(angry_then_calm) is False
-    # without sentiment metrics the rule does not guess
-    (res,) = [r for r in evaluate(pack, unresolved, {}) if r.rule_id == "customer_negative_end"]
+    # without sentiment metrics the rule does not guess: the last words decide (an accepting
+    # last word rules it out, negative last words rule it in), else n/a
+    (res,) = [r for r in evaluate(pack, angry_then_calm, {}) if r.rule_id == "customer_negative_end"]
     assert res.matched is False
+    undecided = _call(("agent", "您好"), ("customer", "那什么时候能送到"))
+    (res,) = [r for r in evaluate(pack, undecided, {}) if r.rule_id == "customer_negative_end"]
+    assert res.matched is False and res.outcome == "n/a"
+    (res,) = [r for r in evaluate(pack, unresolved, {}) if r.rule_id == "customer_negative_end"]
+    assert res.matched is True and res.evidence[0].text == "问题还是没解决，我不接受"
 
 
 def test_config_from_env(monkeypatch):

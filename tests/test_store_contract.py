@@ -236,11 +236,11 @@ def _fill_sheet(src, dst, verdicts: dict, scores: dict, added=()):
     score on the call row of the calls in ``scores``, misses added at the bottom."""
     from openpyxl import load_workbook
 
-    from qa_inspect.workflow.worksheet import CALL_ITEM
+    from qa_inspect.workflow.worksheet import CALL_ITEM, header_key
 
     wb = load_workbook(src)
-    ws = wb["review"]
-    col = {c.value: i + 1 for i, c in enumerate(ws[1])}
+    ws = wb.worksheets[0]  # 复核 (Chinese headers by default): columns found by their key
+    col = {header_key(c.value): i + 1 for i, c in enumerate(ws[1])}
     for row in range(2, ws.max_row + 1):
         call, item = ws.cell(row, col["call_id"]).value, ws.cell(row, col["item"]).value
         if call is None:

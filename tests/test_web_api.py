@@ -461,7 +461,7 @@ def test_worksheet_verdicts_in_chinese_land_next_to_browser_reviews(sqlite_db, r
 
     run = CliRunner().invoke
     r = run(main, ["sample", "--db", sqlite_db, "--plan", str(root / "rules/sampling_plan.yaml"), "--seed", "3",
-                   "--out", str(tmp_path / "ws.xlsx"), "--json"])
+                   "--out", str(tmp_path / "ws.xlsx"), "--json", "--lang", "en"])
     assert r.exit_code == 0, r.output
     assert "zh_forbidden_phrase" in [c["call_id"] for c in json.loads(r.output[r.output.index("{"):])["calls"]]
     wb = load_workbook(tmp_path / "ws.xlsx")

@@ -13,7 +13,7 @@ from qa_inspect.cli import main
 from qa_inspect.store import open_store
 from qa_inspect.workflow import final_scores
 from qa_inspect.workflow.sampling import draw_sample, load_plan
-from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS
+from qa_inspect.workflow.worksheet import CALL_ITEM, COLUMNS, header_key, outcome_key
 
 PHONE = "13812345678"
 EXTRA = {"call_id": "zh_extra_pii", "agent_id": "A006", "started_at": "2026-11-25T09:00:00+08:00",
@@ -45,14 +45,17 @@ def batch(root, samples, tmp_path_factory):
 
 def sheet_rows(path):
     wb = load_workbook(path)
-    ws = wb["review"]
-    header = [c.value for c in ws[1]]
+    ws = wb["复核"]  # Chinese by default; the columns found by their key (header_key)
+    header = [header_key(c.value) for c in ws[1]]
     return wb, ws, {n: i + 1 for i, n in enumerate(header)}
 
 
 def results(db):
     with open_store(db) as s:
         return {r.call.call_id: r for r in s.results()}
+
+
+ZH_VERDICT = {"confirmed": "确认", "false_positive": "误报", "missed": "漏检"}
 
 
 def fill(path, out, verdicts, scores, added=(), only=None):
@@ -70,13 +73,14 @@ def fill(path, out, verdicts, scores, added=(), only=None):
             continue
         v = verdicts.get((call, item), "confirmed")
         if v:
-            ws.cell(row, col["reviewer_verdict"]).value = v
-            filled.append((call, item, ws.cell(row, col["machine_verdict"]).value, v))
+            # reviewers type the Chinese words (确认/误报/漏检) or the English ones: both import
+            ws.cell(row, col["reviewer_verdict"]).value = ZH_VERDICT[v] if row % 2 else v
+            filled.append((call, item, outcome_key(ws.cell(row, col["machine_verdict"]).value), v))
     r = ws.max_row + 1
     for call, item in added:
         ws.cell(r, col["call_id"]).value = call
         ws.cell(r, col["item"]).value = item
-        ws.cell(r, col["reviewer_verdict"]).value = "missed"
+        ws.cell(r, col["reviewer_verdict"]).value = "漏检"
         filled.append((call, item, "absent", "missed"))
         r += 1
     wb.save(out)
@@ -105,14 +109,17 @@ def test_full_cycle(root, batch):
     res = results(db)
     assert res["zh_forbidden_phrase"].score.fatal and res["zh_forbidden_phrase"].score.score == 0
 
-    # --- sample: every fatal/risk call, ≥ 2 per agent, reproducible by seed
+    # --- sample: every fatal call and urgent alert, ≥ 2 per agent, reproducible by seed
     r = cli("sample", "--db", db, "--plan", plan, "--seed", 7, "--out", batch / "ws.xlsx", "--json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     drawn = {c["call_id"]: c["reason"] for c in info["calls"]}
-    mandatory = {cid for cid, x in res.items() if x.score.fatal or x.risk_hits}
-    assert mandatory <= set(drawn) and "zh_extra_pii" in mandatory
-    assert drawn["zh_forbidden_phrase"] == "fatal" and drawn["zh_extra_pii"].startswith("risk:")
+    # escalation_risk is tagged alert:紧急 in the packs; a plain complaint (关注) is not mandatory
+    mandatory = {cid for cid, x in res.items()
+                 if x.score.fatal or any(h.rule_id == "escalation_risk" for h in x.risk_hits)}
+    assert len(mandatory) >= 4 and mandatory <= set(drawn)
+    assert drawn["zh_forbidden_phrase"] == "fatal" and drawn["zh_billing_12315"] == "alert:urgent"
+    assert drawn["zh_extra_pii"].startswith("per_agent")  # A006's only call
     per_agent = Counter(res[c].call.agent_id for c in drawn)
     calls_of = Counter(x.call.agent_id for x in res.values())
     assert all(per_agent[a] >= min(2, calls_of[a]) for a in calls_of)
@@ -129,8 +136,14 @@ def test_full_cycle(root, batch):
     # --- the worksheet: header, one (call) row + one row per rule, hidden ids, dropdowns, redaction
     wb, ws, col = sheet_rows(batch / "ws.xlsx")
     assert list(col) == list(COLUMNS)
-    assert ws.column_dimensions["A"].hidden and "instructions" in wb.sheetnames
-    assert any('"confirmed,false_positive,missed"' == dv.formula1 for dv in ws.data_validations.dataValidation)
+    assert ws.column_dimensions["A"].hidden and "说明" in wb.sheetnames
+    assert [c.value for c in ws[1]][1:4] == ["通话ID", "坐席工号", "通话时间"]  # Chinese headers by default
+    # the drop-down offers the QC team's words; the import takes them (and the English ones)
+    assert any('"确认,误报,漏检"' == dv.formula1 for dv in ws.data_validations.dataValidation)
+    assert ws.freeze_panes == "C2" and ws.auto_filter.ref.startswith("A1:")
+    shown = {ws.cell(r, col["machine_verdict"]).value for r in range(2, ws.max_row + 1)
+             if ws.cell(r, col["item"]).value not in (None, CALL_ITEM)}
+    assert shown <= {"通过", "未通过", "命中", "不适用"} and "未通过" in shown  # the machine verdict in Chinese
     rows = Counter(ws.cell(r, col["call_id"]).value for r in range(2, ws.max_row + 1))
     assert rows.pop(None) == 50  # empty rows with the dropdowns, for misses the reviewer adds
     assert rows == {cid: 1 + len(res[cid].rules) for cid in drawn}

@@ -146,7 +146,8 @@ def _from_manifest_row(row: dict[str, Any], base: Path, src: str, default_layout
     unknown = set(row) - set(MANIFEST_FIELDS) - {None}
     cid = str(row.get("call_id") or "").strip()
     path = str(row.get("path") or "").strip()
-    call = CallInput(call_id=cid or f"<{src}>", path=str((base / path)) if path else "",
+    # stored absolute, so reports, the gallery and the workspace find the audio from any folder
+    call = CallInput(call_id=cid or f"<{src}>", path=str((base / path).absolute()) if path else "",
                      agent_id=str(row.get("agent_id") or ""), agent_name=str(row.get("agent_name") or ""),
                      team=str(row.get("team") or ""), started_at=str(row.get("started_at") or ""),
                      channel_layout=str(row.get("channel_layout") or default_layout),
@@ -371,7 +372,7 @@ def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
     if p.is_dir():
         for f in sorted(p.rglob("*")):
             if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
-                items.append(WorkItem(CallInput(call_id=f.stem, path=str(f), channel_layout=default_layout,
+                items.append(WorkItem(CallInput(call_id=f.stem, path=str(f.absolute()), channel_layout=default_layout,
                                                 language=language, source_line=str(f))))
     elif p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
         enc = detect_encoding(p)
@@ -380,7 +381,7 @@ def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
         read = _read_csv if p.suffix.lower() == ".csv" else _read_jsonl
         items = read(p, enc, limits, default_layout, language)
     elif p.suffix.lower() in SUPPORTED_SUFFIXES:
-        items.append(WorkItem(CallInput(call_id=p.stem, path=str(p), channel_layout=default_layout,
+        items.append(WorkItem(CallInput(call_id=p.stem, path=str(p.absolute()), channel_layout=default_layout,
                                         language=language, source_line=str(p))))
     else:
         raise InputError("input must be a folder of audio, a manifest (.csv/.jsonl), "

@@ -1,6 +1,6 @@
 """The `qa-inspect` command line: the root group (``main``) and one module per command group."""
 from qa_inspect.cli.main import main
-from qa_inspect.cli import batch, report, review, rules, web  # noqa: F401  (each registers its commands)
+from qa_inspect.cli import batch, learn, report, review, rules, web  # noqa: F401  (each registers its commands)
 
 report.register(main)
 review.register(main)

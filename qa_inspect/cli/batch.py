@@ -13,6 +13,7 @@ import click
 
 from qa_inspect.cli.common import (CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
                                    open_existing_store, shown_db, store_errors)
+from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.cli.main import main, worker_log_setup
 from qa_inspect.errors import QAError
 
@@ -40,16 +41,20 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
                    f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
-@click.option("--db", default="qa.db", show_default=True,
-              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra).")
-@click.option("--out", default="reports", show_default=True, type=click.Path(), help="Report folder.")
+@click.option("--db", default=None,
+              help="Results database: a SQLite file, or postgresql://USER@HOST/DB (the postgres extra). "
+                   "Default: the config's db, else qa.db.")
+@click.option("--out", default=None, type=click.Path(),
+              help="Report folder. Default: the config's out, else reports.")
+@config_option
+@lang_option
 @click.option("--layout", default="stereo_agent_left", show_default=True,
               type=click.Choice(["stereo_agent_left", "stereo_agent_right", "mono"]),
               help="Channel layout for audio without a manifest row.")
 @click.option("--force", is_flag=True, help="Re-process calls already done with the same config.")
 @click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
-              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
-                   "several packs. Default: each rule's own deduction.")
+              help="Scorecard YAML scoring the pack it names; repeat for several packs. "
+                   "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes that decode and transcribe in parallel (each loads the model once "
                    "and gets cores/N CPU threads). Local default 1: everything in this process. "
@@ -61,25 +66,28 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
                    "on this machine), HOST:6379, or ray://HOST:10001. Default: a new local cluster.")
 @asr_options
 def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_address, language,
-        model_path, device, compute_type, batch_size, scorecard_paths=()):
+        model_path, device, compute_type, batch_size, scorecard_paths=(), config_path=None, lang=None):
     """Run the nightly batch over INPUT: a folder of audio, a manifest (CSV/JSONL) or a
     transcripts JSONL. Writes results to --db and the report to --out.
 
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
     from qa_inspect.batch.inputs import read_input
-    from qa_inspect.batch.pipeline import PackSet, results_for, run_batch
+    from qa_inspect.batch.pipeline import results_for, run_batch
     from qa_inspect.reports.batch import write_batch_report
-    from qa_inspect.rules import load_pack
     from qa_inspect.store import open_store
 
-    try:
-        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        from qa_inspect.scoring.scorecard import load_scorecard
+    from qa_inspect.cli.config import load_config, load_packs, report_options
 
-        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before any audio is touched
-                        [load_scorecard(p) for p in scorecard_paths])
-        items = read_input(input_path, default_layout=layout, language=language or packs.language)
+    try:
+        conf = load_config(config_path)
+        db = db or conf.db or "qa.db"
+        out = out or conf.out or "reports"
+        # a bad pack fails before any audio is touched
+        packs = load_packs(rules_paths, scorecard_paths, config=conf)
+        ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
+        items = _without_pack_as_errors(
+            read_input(input_path, default_layout=layout, language=language or packs.language), packs)
     except QAError as e:
         _fail(e)
     cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)
@@ -145,11 +153,15 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                 summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
                                     on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
         results = results_for(store, (it.call.call_id for it in items))
-        html = write_batch_report(results, Path(out), summary={
-            "rule packs": packs.describe(), "skipped (already done)": summary.skipped,
-            "wall time": f"{summary.wall_s:.1f} s",
-            "real-time factor (wall / audio)": summary.wall_rtf if summary.wall_rtf is not None else "—",
-            "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+        zh = ropts["lang"] == "zh"
+        html = write_batch_report(results, Path(out), **ropts, summary={
+            "规则包" if zh else "rule packs": packs.describe(),
+            "已处理过（跳过）" if zh else "skipped (already done)": summary.skipped,
+            "耗时" if zh else "wall time": f"{summary.wall_s:.1f} s",
+            "实时率（耗时/音频）" if zh else "real-time factor (wall / audio)":
+                summary.wall_rtf if summary.wall_rtf is not None else "—",
+            "识别实时率" if zh else "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
+        alert_line = _alert_line(results, ropts)
     except QAError as e:
         _fail(e)
     except KeyboardInterrupt:
@@ -168,9 +180,39 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     click.echo(_run_summary_line(summary))
     for reason, n in sorted(summary.error_reasons.items()):
         click.echo(f"  errors: {n} × {reason}")
+    click.echo(alert_line)
     click.echo(f"report: {html}")
     click.echo(f"csv:    {html.with_suffix('.csv')}")
     sys.exit(1 if summary.errors else 0)
+
+
+def _alert_line(results, ropts) -> str:
+    """"alerts: 8 of 13 calls (61.5%): 紧急 2, 高 1, 关注 5"."""
+    from qa_inspect.reports.alerts import LEVEL_LABELS, alert_counts, collect_alerts
+
+    ok = sum(1 for r in results if r.status == "ok")
+    alerts = collect_alerts(results, ropts["alert_policies"])
+    share = f" ({len(alerts) / ok:.1%})" if ok else ""
+    labels = LEVEL_LABELS[ropts["lang"]]
+    return (f"alerts: {len(alerts)} of {ok} call(s){share}: "
+            + ", ".join(f"{labels[lv]} {n}" for lv, n in alert_counts(alerts).items()))
+
+
+def _without_pack_as_errors(items, packs):
+    """A call whose language has no loaded pack becomes an error row: it is never scored with
+    another language's pack (issue 14)."""
+    from dataclasses import replace
+
+    have = {p.language for p in packs.packs}
+    out = []
+    for it in items:
+        lang = it.call.language
+        if not it.error and lang and lang not in have:
+            src = it.call.source_line or it.call.path or it.call.call_id
+            it = replace(it, error=f"{src}: no rule pack for language '{lang}' (loaded: "
+                                   f"{', '.join(sorted(have))}); add one with --rules or [packs] in the config")
+        out.append(it)
+    return out
 
 
 def _interrupt(signum, _frame) -> None:
@@ -195,16 +237,18 @@ def _run_summary_line(s) -> str:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
+@click.option("--db", default=None, help=DB_HELP + " Default: the config's db, else qa.db.")
 @click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
               help="Rule pack YAML; repeat for several languages (a call uses the pack of its "
-                   f"language, else the first). Default: {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
+                   f"language). Default: the config's packs, else {DEFAULT_PACK} and {DEFAULT_PACK_EN}.")
 @click.option("--out", default=None, type=click.Path(),
               help="Rewrite the batch report (report.html, report.csv) in this folder.")
 @click.option("--scorecard", "scorecard_paths", multiple=True, type=click.Path(),
-              help="Scorecard YAML (rules/scorecard_*.yaml) scoring the pack it names; repeat for "
-                   "several packs. Default: each rule's own deduction.")
-def rescore(db, rules_paths, out, scorecard_paths=()):
+              help="Scorecard YAML scoring the pack it names; repeat for several packs. "
+                   "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
+@config_option
+@lang_option
+def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=None):
     """Re-score every stored ok call from its stored transcript with the given rule packs,
     without audio or ASR (after a rule change). Results are written back a chunk of calls per
     transaction (a killed re-score leaves each call old or new, never half); error rows are
@@ -213,15 +257,13 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
     Exit code 0 when every call was re-scored, 1 when some could not be (they keep their
     stored result), 2 when nothing could run (bad rule pack, unreadable database)."""
     from qa_inspect.batch.rescore import rescore as rescore_calls
-    from qa_inspect.batch.score import PackSet
-    from qa_inspect.rules import load_pack
+    from qa_inspect.cli.config import load_config, load_packs, report_options
 
     try:
-        paths = rules_paths or (DEFAULT_PACK, DEFAULT_PACK_EN)
-        from qa_inspect.scoring.scorecard import load_scorecard
-
-        packs = PackSet([load_pack(p) for p in paths],  # a bad pack fails before the db is touched
-                        [load_scorecard(p) for p in scorecard_paths])
+        conf = load_config(config_path)
+        db = db or conf.db or "qa.db"
+        packs = load_packs(rules_paths, scorecard_paths, config=conf)  # before the db is touched
+        ropts = report_options(packs, conf, lang)
     except QAError as e:
         _fail(e)
     store = open_existing_store(db)
@@ -230,9 +272,11 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
         click.echo(f"qa-inspect rescore: {shown_db(db)}, rules {packs.describe()}")
         summary = rescore_calls(store, packs)
         if out is not None:
-            html = _write_report(store, out, {
-                "rule packs": packs.describe(), "re-scored (no ASR)": summary.rescored,
-                "changed score": summary.changed})
+            zh = ropts["lang"] == "zh"
+            html = _write_report(store, out, ropts, {
+                "规则包" if zh else "rule packs": packs.describe(),
+                "重新评分（未重新转写）" if zh else "re-scored (no ASR)": summary.rescored,
+                "分数有变化" if zh else "changed score": summary.changed})
     for c in summary.changes:
         old = f"{c.old_score:5.1f} {c.old_grade or '':<2}" if c.old_score is not None else "   —    "
         click.echo(f"  {c.call_id:<28} {old} -> {c.new_score:5.1f} {c.new_grade:<2}{' FATAL' if c.fatal else ''}")
@@ -248,10 +292,10 @@ def rescore(db, rules_paths, out, scorecard_paths=()):
     sys.exit(1 if summary.failed else 0)
 
 
-def _write_report(store, out, summary: dict):
+def _write_report(store, out, ropts: dict, summary: dict):
     from qa_inspect.reports.batch import write_batch_report
 
-    return write_batch_report(list(store.results()), Path(out), summary=summary)
+    return write_batch_report(list(store.results()), Path(out), summary=summary, **ropts)
 
 
 @main.command(context_settings=CONTEXT)
@@ -304,8 +348,12 @@ def export(db, fmt, output, redact):
     def record(r):
         return redact_call_dict(r.to_dict()) if redact else r.to_dict()
 
+    from qa_inspect.reports.cells import safe_cell
+
     store = open_existing_store(db, readonly=True)
-    fh = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    # a CSV file gets a UTF-8 BOM so Excel reads the Chinese; stdout stays plain UTF-8
+    enc = "utf-8-sig" if fmt == "csv" and output != "-" else "utf-8"
+    fh = sys.stdout if output == "-" else open(output, "w", encoding=enc, newline="")
     try:
         if fmt == "jsonl":
             for r in store.results():
@@ -315,9 +363,10 @@ def export(db, fmt, output, redact):
             w.writerow(["call_id", "agent_id", "status", "error", "score", "grade", "fatal", "rules", "metrics"])
             for r in store.results():
                 d = record(r)
-                w.writerow([d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"],
-                            d["fatal"], json.dumps(d["rules"], ensure_ascii=False),
-                            json.dumps(d["metrics"], ensure_ascii=False)])
+                # every cell through the one formula guard (issue 17), ids included
+                w.writerow([safe_cell(v) for v in (
+                    d["call_id"], d["agent_id"], d["status"], d["error"], d["score"], d["grade"], d["fatal"],
+                    json.dumps(d["rules"], ensure_ascii=False), json.dumps(d["metrics"], ensure_ascii=False))])
     except QAError as e:  # a StoreError while reading (a damaged page …): one line, exit 2
         _fail(e)
     finally:

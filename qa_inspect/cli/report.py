@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.errors import QAError
 
 
@@ -25,8 +26,9 @@ def register(main: click.Group) -> None:
         """Reports for supervisors: per-agent and per-team scorecards."""
 
     @report.command("agents", context_settings=CONTEXT)
-    @click.option("--db", default="qa.db", show_default=True,
-                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--db", default=None,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL "
+                       "(default: the config's db, else qa.db).")
     @click.option("--from", "date_from", default=None, metavar="DATE",
                   help="First call date (YYYY-MM-DD, the date in started_at), inclusive. Default: earliest.")
     @click.option("--to", "date_to", default=None, metavar="DATE",
@@ -38,7 +40,9 @@ def register(main: click.Group) -> None:
                   help="Trend buckets (auto: days up to 31 days, else ISO weeks).")
     @click.option("--redact/--no-redact", default=True, show_default=True,
                   help="Hide personal data (numbers, names, addresses) in evidence text.")
-    def report_agents(db, date_from, date_to, team, out, period, redact):
+    @config_option
+    @lang_option
+    def report_agents(db, date_from, date_to, team, out, period, redact, config_path=None, lang=None):
         """Per-agent and per-team scorecards: calls, mean score, grade distribution, each item's
         pass rate against the team, top failed items with their evidence, trend, talk metrics,
         ranking within the team, manual review scores beside machine scores (when reviews
@@ -47,16 +51,21 @@ def register(main: click.Group) -> None:
         Exit code 0 on success, 2 when nothing can be reported (bad date, no calls in range)."""
         from qa_inspect.reports.agents import manual_scores, parse_date, select, write_agent_reports
 
+        from qa_inspect.cli.config import check_timezone, load_config
+
         try:
             d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+            conf = load_config(config_path)
+            check_timezone(conf.tz, conf.source)
         except QAError as e:
             _fail(e)
+        db = db or conf.db or "qa.db"
         store = _open(db)
         with store_errors(db, store):
             results = select(store.results(), date_from=d0, date_to=d1, team=team)
             manual = manual_scores(store)
             paths = write_agent_reports(results, Path(out), period=period, manual=manual, redact=redact,
-                                        date_from=d0, date_to=d1)
+                                        date_from=d0, date_to=d1, lang=lang or conf.language, tz=conf.tz)
         pages = [p for p in paths if p.suffix == ".html"]
         click.echo(f"scorecards: {len(results)} calls, {len(pages) - 1} pages"
                    f"{'' if manual else ' (no manual review scores found)'}")
@@ -64,8 +73,9 @@ def register(main: click.Group) -> None:
         click.echo(f"xlsx:  {paths[-1]}")
 
     @main.command("examples", context_settings=CONTEXT)
-    @click.option("--db", default="qa.db", show_default=True,
-                  help="Results database written by `run`: a SQLite file or a postgresql:// URL.")
+    @click.option("--db", default=None,
+                  help="Results database written by `run`: a SQLite file or a postgresql:// URL "
+                       "(default: the config's db, else qa.db).")
     @click.option("--rule", "rule_id", required=True, help="Rule id, e.g. forbidden_phrase.")
     @click.option("--kind", default="violation", show_default=True, type=click.Choice(["violation", "best"]),
                   help="violation: calls that failed/hit the rule; best: calls that passed it cleanly.")
@@ -78,7 +88,9 @@ def register(main: click.Group) -> None:
                   help="Rule packs to read the rule's description from (default: the shipped packs).")
     @click.option("--redact/--no-redact", default=True, show_default=True,
                   help="Hide personal data in the excerpts and beep it in the clips.")
-    def examples(db, rule_id, kind, n, out, context, rules_paths, redact):
+    @config_option
+    @lang_option
+    def examples(db, rule_id, kind, n, out, context, rules_paths, redact, config_path=None, lang=None):
         """Example library for trainers: pick the strongest calls for one rule (clear evidence,
         high confidence, spread over agents), cut an audio clip around each piece of evidence
         and write a gallery page with players and highlighted transcript excerpts.
@@ -87,14 +99,22 @@ def register(main: click.Group) -> None:
         is unknown or the database cannot be read."""
         from qa_inspect.reports.examples import write_gallery
 
-        title, description, to_end = _rule_info(rule_id, rules_paths)
+        from qa_inspect.cli.config import load_config
+
+        try:
+            conf = load_config(config_path)
+        except QAError as e:
+            _fail(e)
+        db = db or conf.db or "qa.db"
+        title, description, to_end = _rule_info(rule_id, rules_paths or tuple(conf.packs.values()))
         store = _open(db)
         with store_errors(db, store):
             results = list(store.results())
             page, picked = write_gallery(
                 results, rule_id, Path(out or f"examples/{rule_id}-{kind}"), kind=kind, n=n,
                 redact=redact, context=context, rule_title=title, rule_description=description,
-                scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent)
+                scoped_to_end=to_end, base_dir=None if "://" in db else Path(db).resolve().parent,
+                lang=lang or conf.language)
         clips = sum(1 for e in picked if e.clip_file)
         click.echo(f"examples: {len(picked)} {kind} example(s) of {rule_id}, {clips} audio clip(s)")
         for e in picked:
@@ -106,12 +126,12 @@ def register(main: click.Group) -> None:
 def _rule_info(rule_id: str, paths) -> tuple[str, str, bool]:
     """(title, description, scoped to the end of the call) of ``rule_id`` from the rule packs;
     empty when no pack has it (the gallery then uses the stored title)."""
-    from qa_inspect.cli.common import DEFAULT_PACK, DEFAULT_PACK_EN
+    from qa_inspect.cli.config import DEFAULT_PACKS, resolve_path
     from qa_inspect.rules import load_pack
 
-    for p in paths or (DEFAULT_PACK, DEFAULT_PACK_EN):
+    for p in paths or DEFAULT_PACKS:
         try:
-            pack = load_pack(p)
+            pack = load_pack(resolve_path(p))
         except (QAError, OSError):
             continue  # the description is a nicety; a missing pack must not stop the gallery
         for r in pack.rules:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.errors import QAError
 
 DB_OPTION = click.option("--db", default="qa.db", show_default=True,
@@ -108,43 +109,75 @@ def scorecard_show(call_id, db, as_json):
 # --- sampling -----------------------------------------------------------------------------
 
 @click.command(context_settings=CONTEXT)
-@DB_OPTION
-@click.option("--plan", "plan_path", required=True, type=click.Path(), help="Sampling plan YAML (rules/sampling_*.yaml).")
-@click.option("--seed", required=True, type=int, help="Random seed: the same seed, plan and results draw the same sample.")
+@click.option("--db", default=None, help="Results database written by `run`: a SQLite file or a postgresql:// "
+                                         "URL (default: the config's db, else qa.db).")
+@click.option("--plan", "plan_path", default=None, type=click.Path(),
+              help="Sampling plan YAML. Default: the config's plan, else the shipped rules/sampling_plan.yaml.")
+@click.option("--seed", default=None, type=int,
+              help="Random seed: the same seed, plan and results draw the same sample. Default: a new "
+                   "seed, printed and stored with the sample.")
 @click.option("--out", default="worksheet.xlsx", show_default=True, type=click.Path(dir_okay=False),
               help="Review worksheet to write (XLSX).")
 @click.option("--redact/--no-redact", default=True, show_default=True,
               help="Mask phone and ID numbers in the worksheet's evidence text.")
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(),
+              help="Rule packs whose alert levels the plan's include.alert_levels reads "
+                   "(default: the config's packs, else the shipped packs).")
+@config_option
+@lang_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def sample(db, plan_path, seed, out, redact, as_json):
+def sample(db, plan_path, seed, out, redact, rules_paths, config_path, lang, as_json):
     """Draw a reproducible manual-review sample (人工抽检) from the results by a sampling plan,
     record it in --db and write the review worksheet (one row per call and item).
 
-    Exit code 0 on success, 2 when the plan or database cannot be used."""
+    Exit code 0 on success, 1 when the sample is empty (nothing to review: a warning says
+    why), 2 when the plan or database cannot be used."""
+    import secrets
+
+    from qa_inspect.cli.config import DEFAULT_PLAN, load_config, load_packs, report_options, resolve_path
+    from qa_inspect.reports.alerts import collect_alerts
     from qa_inspect.workflow.review import create_sample
     from qa_inspect.workflow.sampling import load_plan
 
     try:
-        plan = load_plan(plan_path)
+        conf = load_config(config_path)
+        db = db or conf.db or "qa.db"
+        plan = load_plan(resolve_path(plan_path or conf.plan or DEFAULT_PLAN))
+        ropts = report_options(load_packs(rules_paths, config=conf), conf, lang) if plan.alert_levels else \
+            {"alert_policies": {}, "lang": lang or conf.language}
     except QAError as e:
         _fail(e)
+    if seed is None:
+        seed = secrets.randbelow(1_000_000)  # printed and stored: the draw can be repeated
     store = _open(db)
     with store_errors(db, store):
-        info = create_sample(store, plan, seed, out, redact=redact)
+        levels = {a.call_id: a.level for a in collect_alerts(list(store.results()), ropts["alert_policies"])} \
+            if plan.alert_levels else None
+        info = create_sample(store, plan, seed, out, redact=redact, alert_levels=levels, lang=ropts["lang"])
     s = info.summary()
     if as_json:
-        click.echo(json.dumps({**s, "calls": [{"call_id": d.call_id, "reason": d.reason} for d in info.draw.calls]},
+        click.echo(json.dumps({**s, "seed": seed, "plan": plan.source,
+                               "calls": [{"call_id": d.call_id, "reason": d.reason} for d in info.draw.calls]},
                               ensure_ascii=False, indent=2))
-        return
-    for d in info.draw.calls:
-        click.echo(f"  {d.call_id:<28} {d.reason}")
-    by = ", ".join(f"{k} {v}" for k, v in s["by_reason"].items()) or "none"
-    ex = ", ".join(f"{k}: {v}" for k, v in s["excluded"].items())
-    click.echo(f"sample {info.sample_id}{'' if info.new else ' (same as before)'}: {s['drawn']} of "
-               f"{s['considered']} call(s) ({by}){'; excluded ' + ex if ex else ''}")
-    click.echo(f"worksheet: {info.worksheet} ({info.rows} rows)")
-    if s.get("assigned"):
-        click.echo("assigned (workspace queue): " + ", ".join(f"{k} {v}" for k, v in s["assigned"].items()))
+    else:
+        for d in info.draw.calls:
+            click.echo(f"  {d.call_id:<28} {d.reason}")
+        by = ", ".join(f"{k} {v}" for k, v in s["by_reason"].items()) or "none"
+        ex = ", ".join(f"{k}: {v}" for k, v in s["excluded"].items())
+        cap = ", ".join(f"{k}: {v}" for k, v in s["capped"].items())
+        click.echo(f"sample {info.sample_id}{'' if info.new else ' (same as before)'}: {s['drawn']} of "
+                   f"{s['considered']} call(s) ({by}){'; excluded ' + ex if ex else ''}"
+                   f"{'; kept out by caps ' + cap if cap else ''}")
+        if s["unknown_duration"]:
+            click.echo(f"  {s['unknown_duration']} call(s) of unknown duration kept (no audio or turn times)")
+        click.echo(f"plan {plan.id} {plan.version} ({plan.source}), seed {seed} (repeat with --seed {seed})")
+        click.echo(f"worksheet: {info.worksheet} ({info.rows} rows)")
+        if s.get("assigned"):
+            click.echo("assigned (workspace queue): " + ", ".join(f"{k} {v}" for k, v in s["assigned"].items()))
+    if not info.draw.calls:
+        why = ", ".join(f"{k}: {v}" for k, v in s["excluded"].items()) or "no scored calls"
+        click.echo(f"warning: the sample is empty ({s['considered']} call(s) considered; {why})", err=True)
+        sys.exit(1)
 
 
 # --- review -------------------------------------------------------------------------------
@@ -196,8 +229,11 @@ def review_scores(db, fmt):
     elif fmt == "csv":
         w = csv_mod.writer(sys.stdout)
         w.writerow(["call_id", "agent_id", "machine", "manual", "appeal", "final", "source"])
+        from qa_inspect.reports.cells import safe_cell
+
         for r in rows:
-            w.writerow([r.call_id, r.agent_id, r.machine, r.manual, r.appeal, r.final, r.source])
+            w.writerow([safe_cell(v) for v in (r.call_id, r.agent_id, r.machine, r.manual, r.appeal, r.final,
+                                               r.source)])
     else:
         click.echo(f"{'call':<28} {'agent':<8} {'machine':>7} {'manual':>7} {'appeal':>7} {'final':>7}  source")
         for r in rows:

@@ -20,11 +20,30 @@ def rules():
     """Rule pack tools for rule authors."""
 
 
+def _expand(paths):
+    """Each path; a folder stands for the rule packs in it (``*.yaml`` whose top level has
+    ``pack:``), so scorecards and sampling plans beside the packs are skipped (said on stderr)."""
+    import re
+
+    for p in paths:
+        path = Path(p)
+        if not path.is_dir():
+            yield p
+            continue
+        files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        for f in files:
+            text = f.read_text(encoding="utf-8", errors="replace")
+            if re.search(r"^pack:", text, re.M):
+                yield str(f)
+            else:
+                click.echo(f"{f}: skipped (not a rule pack: no top-level 'pack:')", err=True)
+
+
 def _each_pack(paths):
     """Yield (path, pack) per rule pack file, printing its problems; pack is None if unusable."""
     from qa_inspect.rules.loader import parse_pack
 
-    for p in paths:
+    for p in _expand(paths):
         path = Path(p)
         if not path.exists():
             click.echo(f"{p}: rule pack not found", err=True)
@@ -39,7 +58,7 @@ def _each_pack(paths):
 @rules.command("validate", context_settings=CONTEXT)
 @click.argument("packs", nargs=-1, required=True, type=click.Path())
 def rules_validate(packs):
-    """List every problem in rule PACKS, one line each with file:line."""
+    """List every problem in rule PACKS (files, or folders of packs), one line each with file:line."""
     bad = 0
     for p, pack in _each_pack(packs):
         if pack is None:
@@ -50,11 +69,12 @@ def rules_validate(packs):
 
 
 @rules.command("test", context_settings=CONTEXT)
-@click.argument("packs", nargs=-1, required=True, type=click.Path())
+@click.argument("packs", nargs=-1, required=True, type=click.Path())  # files or folders
 @click.option("--junit", "junit_path", default=None, type=click.Path(dir_okay=False),
               help="Also write JUnit XML (one testcase per example).")
 def rules_test(packs, junit_path):
-    """Run every rule's examples (hit/miss/todo) in rule PACKS; exit 1 if any fails."""
+    """Run every rule's examples (hit/miss/todo) in rule PACKS (files, or folders: the packs in
+    them, scorecards and plans skipped); exit 1 if any fails."""
     from qa_inspect.rules.examples import junit_xml, run_examples
 
     bad = 0
@@ -228,16 +248,26 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
     if not scores:
         _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
     if as_json:
-        click.echo(json.dumps({"pack": pack.id, "calls": len(transcripts), "macro_f1": macro_f1(scores),
-                               "items": [s.to_dict() for s in scores]}, ensure_ascii=False, indent=2))
+        measured = [s for s in scores if s.tp + s.fn > 0]
+        click.echo(json.dumps({"pack": pack.id, "calls": len(transcripts), "macro_f1": macro_f1(measured),
+                               "without_positives": [s.item for s in scores if s.tp + s.fn == 0],
+                               "items": [{**s.to_dict(), "positives": s.tp + s.fn} for s in scores]},
+                              ensure_ascii=False, indent=2))
         return
     w = max(len("rule"), *(len(s.item) for s in scores))
     click.echo(f"pack {pack.id} {pack.version}: {len(transcripts)} labelled call(s)")
     click.echo(f"{'rule':<{w}}  {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4}  {'precision':>9} {'recall':>6} {'F1':>6}")
     for s in scores:
+        if s.tp + s.fn == 0:  # nothing labelled to find: recall and F1 say nothing
+            click.echo(f"{s.item:<{w}}  {s.n:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4}  "
+                       f"no positives in the labels ({s.fp} false positive(s))")
+            continue
         click.echo(f"{s.item:<{w}}  {s.n:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4}  {s.precision:>9.3f} "
                    f"{s.recall:>6.3f} {s.f1:>6.3f}")
-    click.echo(f"macro F1 {macro_f1(scores):.3f} over {len(scores)} rule(s)")
+    measured = [s for s in scores if s.tp + s.fn > 0]
+    skipped = len(scores) - len(measured)
+    click.echo(f"macro F1 {macro_f1(measured):.3f} over {len(measured)} rule(s) with positives"
+               + (f"; {skipped} rule(s) without positives left out" if skipped else ""))
     if show_errors:
         for s in scores:
             if s.false_positives:

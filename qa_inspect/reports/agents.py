@@ -31,11 +31,16 @@ from qa_inspect.records import CallResult
 from qa_inspect.redact import redact_text
 from qa_inspect.text import mmss
 from qa_inspect.reports.alerts import TALK_METRICS, fmt_metric
+from qa_inspect.reports.i18n import lang as _lang
+from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
+from qa_inspect.reports.points import fmt_points, lost_items
+from qa_inspect.reports.workbook import SHEETS, grade_order, write_workbook
+
+__all__ = ["SHEETS", "XLSX_NAME", "build", "write_agent_reports", "write_workbook"]
 
 log = logging.getLogger(__name__)
 
 XLSX_NAME = "scorecards.xlsx"
-SHEETS = ("Summary", "Agents", "Items", "Trend", "Calls")
 _ITEM_KINDS = ("required", "forbidden")
 
 
@@ -303,11 +308,6 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.0f}%"
 
 
-def _grade_order(sc: Scorecards) -> list[str]:
-    seen = Counter(g for grp in sc.teams for g in grp.grades.elements())
-    return sorted(seen, key=lambda g: (len(g), g))
-
-
 def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
     rows = []
     for r in g.calls:
@@ -316,7 +316,7 @@ def _evidence_rows(g: Group, text: Callable[[str], str]) -> list[EvidenceRow]:
                 evs = x.evidence or ()
                 if not evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
-                                            "—", "", x.reason or "（未说 / not said）", ""))
+                                            "—", "", reason_text(x.outcome, x.reason, title=x.title) if x.reason else tr("（未说） / (not said)"), ""))
                 for e in evs:
                     rows.append(EvidenceRow(r.call.call_id, f"ev-{x.rule_id}", x.rule_id, x.title or x.rule_id,
                                             mmss(e.start), e.role, text(e.text), text(e.matched)))
@@ -339,38 +339,38 @@ def _agent_view(sc: Scorecards, a: Group, text: Callable[[str], str]) -> dict[st
     top_failed = sorted((i for i in items if i["fails"]), key=lambda i: (-i["fails"], i["rule_id"]))[:5]
     trend = a.trend(sc.period, sc.periods)
     team_trend = [v for _, v, _ in team.trend(sc.period, sc.periods)]
-    grades = _grade_order(sc)
+    grades = grade_order(sc)
     calls = []
     for r in sorted(a.calls, key=lambda r: (r.call.started_at, r.call.call_id)):
-        calls.append({"call_id": r.call.call_id, "started_at": r.call.started_at,
+        calls.append({"call_id": r.call.call_id, "started_at": local_time(r.call.started_at),
                       "score": _f(r.score.score if r.score else None), "grade": r.score.grade if r.score else "",
                       "fatal": bool(r.score and r.score.fatal),
                       "manual": _f(a.manual.get(r.call.call_id)),
-                      "failed": [x.title or x.rule_id for x in r.failed],
+                      "failed": [f"{t} −{fmt_points(p)}" for _, t, p in lost_items(r)],
                       "risks": [x.title or x.rule_id for x in r.risk_hits]})
     return {
-        "kind": "agent", "title": f"坐席质检报告 / Agent scorecard · {a.name}", "g": a, "team": team,
+        "kind": "agent", "title": f"{tr('坐席质检报告 / Agent scorecard')} · {a.name}", "g": a, "team": team,
         "kpis": _kpis(a, team), "items": items, "top_failed": top_failed,
         "evidence": _evidence_rows(a, text),
-        "metrics": [(label, fmt_metric(a.metric_mean(k), f), fmt_metric(team.metric_mean(k), f))
+        "metrics": [(tr(label), fmt_metric(a.metric_mean(k), f), fmt_metric(team.metric_mean(k), f))
                     for k, label, f in TALK_METRICS],
         "calls": calls, "manual_available": sc.manual_available,
-        "chart_trend": svg.line_chart(trend, title=f"平均分趋势 / Mean score by {sc.period} (— team)",
+        "chart_trend": svg.line_chart(trend, title=L(f"平均分趋势（按{_PERIOD_ZH.get(sc.period, sc.period)}，虚线为班组）", f"Mean score by {sc.period} (— team)"),
                                       ref=team_trend),
         "chart_items": svg.bar_pairs([(i["title"], i["r"], i["t"]) for i in items],
-                                     title="各项通过率 / Item pass rate", labels=(a.name, f"{team.name} 班组 / team")),
+                                     title=tr("各项通过率 / Item pass rate"), labels=(a.name, L(f"{team.name} 班组", f"{team.name} team"))),
         "chart_grades": svg.histogram([(g, a.grades.get(g, 0)) for g in grades],
-                                      title="等级分布 / Grade distribution"),
+                                      title=tr("等级分布 / Grade distribution")),
     }
 
 
 def _kpis(g: Group, team: Group | None) -> list[tuple[str, str]]:
-    k = [("通话数 / Calls", str(g.n)), ("平均分 / Mean score", _f(g.mean)),
-         ("人工复核均分 / Manual mean", _f(g.manual_mean)),
-         ("致命 / Fatal calls", str(g.fatal)), ("风险通话 / Risk calls", str(g.risk_calls))]
+    k = [(tr("通话数 / Calls"), str(g.n)), (tr("平均分 / Mean score"), _f(g.mean)),
+         (tr("人工复核均分 / Manual mean"), _f(g.manual_mean)),
+         (tr("一票否决 / Fatal calls"), str(g.fatal)), (tr("风险通话 / Risk calls"), str(g.risk_calls))]
     if team is not None and g is not team:
-        k.append(("班组排名 / Rank in team", f"{g.rank} / {g.rank_of}"))
-        k.append(("班组均分 / Team mean", _f(team.mean)))
+        k.append((tr("班组排名 / Rank in team"), f"{g.rank} / {g.rank_of}"))
+        k.append((tr("班组均分 / Team mean"), _f(team.mean)))
     return k
 
 
@@ -379,7 +379,7 @@ def _team_view(sc: Scorecards, t: Group) -> dict[str, Any]:
 
     agents = sc.agents_of(t)
     item_ids = sorted(t.items)
-    grades = _grade_order(sc)
+    grades = grade_order(sc)
     rows = []
     for a in agents:
         rows.append({"g": a, "mean": _f(a.mean), "manual": _f(a.manual_mean),
@@ -389,68 +389,82 @@ def _team_view(sc: Scorecards, t: Group) -> dict[str, Any]:
                                 and a.items[i].rate < t.items[i].rate - 0.1) for i in item_ids],
                      "metrics": [fmt_metric(a.metric_mean(k), f) for k, _, f in TALK_METRICS]})
     return {
-        "kind": "team", "title": f"班组质检报告 / Team scorecard · {t.name}", "g": t, "team": t,
-        "kpis": _kpis(t, None) + [("坐席数 / Agents", str(len(agents)))],
+        "kind": "team", "title": f"{tr('班组质检报告 / Team scorecard')} · {t.name}", "g": t, "team": t,
+        "kpis": _kpis(t, None) + [(tr("坐席数 / Agents"), str(len(agents)))],
         "rows": rows, "grades": grades, "item_titles": [t.items[i].title for i in item_ids],
         "item_rates": [_pct(t.items[i].rate) for i in item_ids],
-        "metric_labels": [label for _, label, _ in TALK_METRICS],
+        "metric_labels": [tr(label) for _, label, _ in TALK_METRICS],
         "team_metrics": [fmt_metric(t.metric_mean(k), f) for k, _, f in TALK_METRICS],
         "manual_available": sc.manual_available,
-        "chart_trend": svg.line_chart(t.trend(sc.period, sc.periods), title=f"平均分趋势 / Mean score by {sc.period}"),
-        "chart_grades": svg.histogram([(g, t.grades.get(g, 0)) for g in grades], title="等级分布 / Grade distribution"),
+        "chart_trend": svg.line_chart(t.trend(sc.period, sc.periods), title=L(f"平均分趋势（按{_PERIOD_ZH.get(sc.period, sc.period)}）", f"Mean score by {sc.period}")),
+        "chart_grades": svg.histogram([(g, t.grades.get(g, 0)) for g in grades], title=tr("等级分布 / Grade distribution")),
         "chart_items": svg.bar_pairs([(t.items[i].title, t.items[i].rate, None) for i in item_ids],
-                                     title="各项通过率 / Item pass rate"),
+                                     title=tr("各项通过率 / Item pass rate")),
     }
 
 
 # --------------------------------------------------------------------------- writers
 
-def _env():
-    import jinja2
+_PERIOD_ZH = {"day": "日", "week": "周"}
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+
+def L(zh: str, en: str) -> str:
+    """The label of the language being rendered (for labels built with values)."""
+    return zh if _lang() == "zh" else en
+
+
+def _env(lang: str = "zh"):
+    return template_env(Path(__file__).parent / "templates", lang)
 
 
 def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period: str = "auto",
                         manual: Mapping[str, float] | None = None, redact: bool = True,
                         date_from: date | None = None, date_to: date | None = None,
-                        generated_at: datetime | None = None) -> list[Path]:
-    """Write the pages and the workbook (see the module doc); return their paths, index first."""
+                        generated_at: datetime | None = None, lang: str = "zh",
+                        tz: str = "Asia/Shanghai") -> list[Path]:
+    """Write the pages and the workbook (see the module doc); return their paths, index first.
+    ``lang``: zh | en (pages, the workbook's sheets and headers); ``tz``: the team's time zone.
+
+    Pages first, each written aside and renamed into place, then the workbook, the index
+    last: a report interrupted at any point never has an index linking a page that does not
+    exist."""
     if not results:
         raise QAError("no scored calls in the selected range/team: nothing to report")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = build(results, period=period, manual=manual, date_from=date_from, date_to=date_to)
+    with use_lang(lang, tz):  # labels and times built in the views in the pages' language and zone
+        paths, index_html = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
+    # write_workbook saves beside the target and renames it into place
+    paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=redact_text if redact else (lambda s: s),
+                                lang=lang, tz=tz))
+    paths.insert(0, _write_aside(out_dir / "index.html", index_html))
+    log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
+    return paths
+
+
+def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: str,
+                 tz: str) -> tuple[list[Path], str]:
+    """The team and agent pages (written), and the index page's HTML (written last by the caller)."""
+    from zoneinfo import ZoneInfo
+
     text = redact_text if redact else (lambda s: s)
-    env = _env()
-    tpl = env.get_template("scorecard.html.j2")
-    now = (generated_at or datetime.now().astimezone()).replace(microsecond=0).isoformat(sep=" ")
-    common = {"generated_at": now, "date_from": sc.date_from, "date_to": sc.date_to,
-              "teams": sc.teams, "sc": sc, "redacted": redact}
-    paths = []
-    # pages first, each written aside and renamed into place, the index last: a report
-    # interrupted at any point never has an index linking a page that does not exist
-    index = {"kind": "index", "title": "坐席与班组质检 / Agent & team scorecards",
-             "kpis": [("通话数 / Calls", str(len(results))), ("班组 / Teams", str(len(sc.teams))),
-                      ("坐席 / Agents", str(len(sc.agents))),
-                      ("平均分 / Mean score", _f(_mean([float(r.score.score) for r in results if r.score])))],
+    tpl = _env(lang).get_template("scorecard.html.j2")
+    zone = ZoneInfo(tz)  # the team's time zone
+    now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
+    common = {"generated_at": f"{now:%Y-%m-%d %H:%M:%S} ({tz})", "date_from": sc.date_from,
+              "date_to": sc.date_to, "teams": sc.teams, "sc": sc, "redacted": redact}
+    index = {"kind": "index", "title": tr("坐席与班组质检 / Agent & team scorecards"),
+             "kpis": [(tr("通话数 / Calls"), str(len(results))), (tr("班组 / Teams"), str(len(sc.teams))),
+                      (tr("坐席 / Agents"), str(len(sc.agents))),
+                      (tr("平均分 / Mean score"), _f(_mean([float(r.score.score) for r in results if r.score])))],
              "team_rows": [(t, sc.agents_of(t)) for t in sc.teams], "fmt": _f}
+    paths = []
     for t in sc.teams:
         paths.append(_write_aside(out_dir / f"{t.slug}.html", tpl.render(**common, **_team_view(sc, t))))
     for a in sc.agents:
         paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(**common, **_agent_view(sc, a, text))))
-    tmp = out_dir / f".{XLSX_NAME}.tmp{os.getpid()}"
-    try:
-        write_workbook(sc, tmp, text=text)
-        paths.append(out_dir / XLSX_NAME)
-        os.replace(tmp, paths[-1])
-    finally:
-        tmp.unlink(missing_ok=True)
-    paths.insert(0, _write_aside(out_dir / "index.html", tpl.render(**common, **index)))
-    log.info("agent scorecards: %d teams, %d agents -> %s", len(sc.teams), len(sc.agents), out_dir)
-    return paths
+    return paths, tpl.render(**common, **index)
 
 
 def _write_aside(path: Path, text: str) -> Path:
@@ -461,83 +475,4 @@ def _write_aside(path: Path, text: str) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
-
-
-def _cell(v: Any) -> Any:
-    """Neutralise formulas in free-text cells (a transcript saying '=HYPERLINK(…)')."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
-        return "'" + v
-    return v
-
-
-def write_workbook(sc: Scorecards, path: Path, *, text: Callable[[str], str] = redact_text) -> Path:
-    """One workbook with the sheets in ``SHEETS``; numbers are numbers (sortable in Excel)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    metric_keys = [k for k, _, _ in TALK_METRICS]
-
-    def sheet(name: str, header: Sequence[str], rows: Iterable[Sequence[Any]], first: bool = False):
-        ws = wb.active if first else wb.create_sheet(name)
-        ws.title = name
-        ws.append(list(header))
-        for c in ws[1]:
-            c.font = Font(bold=True)
-        for row in rows:
-            ws.append([_cell(v) for v in row])
-        ws.freeze_panes = "A2"
-        for col in ws.iter_cols(max_row=min(ws.max_row, 200)):  # a sample is enough for widths
-            width = max(len(str(c.value or "")) for c in col)
-            ws.column_dimensions[col[0].column_letter].width = min(max(10, width + 2), 60)
-        return ws
-
-    def r1(v: float | None, d: int = 2) -> float | None:
-        return None if v is None else round(v, d)
-
-    sheet("Summary", ["team", "calls", "agents", "mean_score", "manual_mean", "fatal_calls", "risk_calls",
-                      "team_rank", "from", "to"],
-          ([t.key, t.n, len(sc.agents_of(t)), r1(t.mean), r1(t.manual_mean), t.fatal, t.risk_calls,
-            t.rank, sc.date_from, sc.date_to] for t in sc.teams), first=True)
-    grades = _grade_order(sc)
-    sheet("Agents", ["team", "agent_id", "agent", "calls", "mean_score", "manual_mean", "rank_in_team",
-                     "team_size", "fatal_calls", "risk_calls"] + [f"grade_{g}" for g in grades] + metric_keys,
-          ([a.team, a.key, a.name, a.n, r1(a.mean), r1(a.manual_mean), a.rank, a.rank_of, a.fatal,
-            a.risk_calls] + [a.grades.get(g, 0) for g in grades] + [r1(a.metric_mean(k), 3) for k in metric_keys]
-           for t in sc.teams for a in sc.agents_of(t)))
-    item_rows = []
-    for t in sc.teams:
-        for a in sc.agents_of(t):
-            for rid, tst in sorted(t.items.items()):
-                st = a.items.get(rid)
-                item_rows.append([t.key, a.key, a.name, rid, tst.title, st.applicable if st else 0,
-                                  st.passed if st else 0, r1(st.rate if st else None, 3), r1(tst.rate, 3),
-                                  ";".join(st.failed_calls) if st else ""])
-    sheet("Items", ["team", "agent_id", "agent", "rule_id", "item", "applicable", "passed", "pass_rate",
-                    "team_pass_rate", "failed_calls"], item_rows)
-    trend_rows = []
-    for t in sc.teams:
-        for p, v, n in t.trend(sc.period, sc.periods):
-            trend_rows.append([t.key, "", "(team)", sc.period, p, n, r1(v)])
-        for a in sc.agents_of(t):
-            for p, v, n in a.trend(sc.period, sc.periods):
-                trend_rows.append([t.key, a.key, a.name, sc.period, p, n, r1(v)])
-    sheet("Trend", ["team", "agent_id", "agent", "period_kind", "period", "calls", "mean_score"], trend_rows)
-    call_rows = []
-    for a in sc.agents:
-        for r in sorted(a.calls, key=lambda r: (r.call.started_at, r.call.call_id)):
-            first_ev = next((e for x in r.failed for e in x.evidence), None)
-            call_rows.append([r.call.call_id, a.team, a.key, a.name, r.call.started_at,
-                              r1(r.score.score if r.score else None), r.score.grade if r.score else "",
-                              bool(r.score and r.score.fatal), r1(a.manual.get(r.call.call_id)),
-                              ";".join(x.rule_id for x in r.failed), ";".join(x.rule_id for x in r.risk_hits),
-                              text(first_ev.text) if first_ev else "",
-                              mmss(first_ev.start) if first_ev else ""]
-                             + [r1(_num(r.metrics.get(k)), 3) for k in metric_keys])
-    sheet("Calls", ["call_id", "team", "agent_id", "agent", "started_at", "score", "grade", "fatal",
-                    "manual_score", "failed_items", "risk_hits", "first_evidence", "evidence_time"] + metric_keys,
-          call_rows)
-    path = Path(path)
-    wb.save(path)
     return path

@@ -10,32 +10,35 @@ user-derived string is ever marked safe.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
 
 from qa_inspect.records import CallResult, Evidence, RuleResult
+from qa_inspect.reports.cells import write_csv, write_text
+from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
+from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
+from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
+                                       collect_alerts, talk_metrics, write_alerts_csv)
 from qa_inspect.rules.explain import evidence_terms
 from qa_inspect.text import highlight as text_highlight, mmss
-from qa_inspect.reports.alerts import ALERTS_CSV, call_alerts, collect_alerts, talk_metrics, write_alerts_csv
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_TITLE = "质检日报 / Nightly QC report"
 HTML_NAME = "report.html"
 CSV_NAME = "report.csv"
 CSV_COLUMNS = (
     "call_id", "agent_id", "agent_name", "team", "started_at", "status", "error",
     "duration_s", "score", "grade", "fatal", "failed_items", "risk_hits", "deductions_total",
+    "item_points",
 )
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -92,7 +95,7 @@ def _span(start: float | None, end: float | None) -> str:
 
 
 def _role(role: str) -> str:
-    return ROLE_LABELS.get(role, role or ROLE_LABELS["unknown"])
+    return tr(ROLE_LABELS.get(role, role or ROLE_LABELS["unknown"]))
 
 
 def _grade_class(grade: str | None) -> str:
@@ -115,10 +118,8 @@ def highlight(text: str, term: str, matcher: str = "keyword") -> list[tuple[str,
 
 
 def _deductions_total(r: CallResult) -> float:
-    if r.score is not None and r.score.deductions:
-        return float(sum(p for _, p in r.score.deductions if _is_num(p)))
-    return float(sum(x.deduction for x in r.rules
-                     if x.outcome in ("fail", "hit") and _is_num(x.deduction)))
+    """Points the call lost, from the stored breakdown (see ``reports.points``)."""
+    return points_lost(r)
 
 
 # --------------------------------------------------------------------------- view models
@@ -171,48 +172,42 @@ class _CallView:
     risks: list[str]
     rules: list[_RuleView]
     turns: list[dict[str, Any]]
-    alerts: list[tuple[_RuleView, str]]  # (rule, "risk" | "fatal" | "negative_end")
     # talk metrics (key, label, display) from qa_inspect.reports.alerts.TALK_METRICS
     metrics: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+MATCHER_LABELS = {"keyword": "关键词 / keyword", "regex": "正则 / regex", "pinyin": "拼音近音 / pinyin",
+                  "fuzzy": "近似 / fuzzy", "semantic": "语义 / semantic", "metric": "指标 / metric"}
 
 
 def _evidence_view(e: Evidence) -> _EvidenceView:
     return _EvidenceView(
         role=_role(e.role), turn=e.turn, time=fmt_mmss(e.start), span=_span(e.start, e.end),
-        segments=text_highlight(e.text, evidence_terms(e)), matcher=e.matcher,
+        segments=text_highlight(e.text, evidence_terms(e)), matcher=tr(MATCHER_LABELS.get(e.matcher, e.matcher)),
         matched=e.matched, confidence=_num(e.confidence),
     )
 
 
-def _rule_view(x: RuleResult) -> _RuleView:
+def _rule_view(x: RuleResult, points: Mapping[str, float] | None = None, description: str = "") -> _RuleView:
+    """``points``: the call's points per rule from its stored breakdown (the only place a
+    deduction shown on the page comes from)."""
+    lost = -(points or {}).get(x.rule_id, 0.0)
     return _RuleView(
-        rule_id=x.rule_id, title=x.title or x.rule_id, kind=KIND_LABELS.get(x.kind, x.kind),
+        rule_id=x.rule_id, title=x.title or x.rule_id, kind=tr(KIND_LABELS.get(x.kind, x.kind)),
         category=x.category, severity=x.severity, outcome=x.outcome,
-        outcome_label=OUTCOME_LABELS.get(x.outcome, x.outcome),
-        deduction=_num(x.deduction) if _is_num(x.deduction) and x.deduction else "",
-        fatal=x.fatal, reason=x.reason,
+        outcome_label=tr(OUTCOME_LABELS.get(x.outcome, x.outcome)),
+        deduction=fmt_points(lost) if lost > 0 else "",
+        fatal=x.fatal, reason=reason_text(x.outcome, x.reason, title=x.title, description=description),
         evidence=[_evidence_view(e) for e in x.evidence],
     )
 
 
-def _call_view(i: int, r: CallResult) -> _CallView:
+def _call_view(i: int, r: CallResult, descriptions: Mapping[tuple[str, str], str] | None = None) -> _CallView:
     c, sc = r.call, r.score
     agent = " ".join(p for p in (c.agent_name, f"({c.agent_id})" if c.agent_id else "") if p)
-    rules = [_rule_view(x) for x in r.rules]
-    by_id = {id(x): v for x, v in zip(r.rules, rules)}
-    alerts: list[tuple[_RuleView, str]] = [(by_id[id(x)], "risk") for x in r.risk_hits]
-    if sc is not None and sc.fatal:
-        alerts += [(by_id[id(x)], "fatal") for x in r.rules
-                   if x.fatal and x.outcome in ("fail", "hit") and x.kind != "risk"]
-    # customers ending very negative (metric customer_sentiment_end) are alerts too (issue 6)
-    for a in call_alerts(r):
-        if a.reason == "negative_end":
-            ev = ([] if not a.evidence else
-                  [_evidence_view(Evidence(role=a.role, turn=a.turn or 0, start=a.start, end=a.end,
-                                           text=a.evidence, matcher="metric"))])
-            alerts.append((_RuleView(rule_id=a.rule_id, title=a.title, kind="", category="",
-                                     severity="", outcome="hit", outcome_label="", deduction="",
-                                     fatal=False, reason=a.detail, evidence=ev), a.reason))
+    pts = item_points(r)
+    desc = descriptions or {}
+    rules = [_rule_view(x, pts, desc.get((r.pack_id, x.rule_id), "")) for x in r.rules]
     ev_turns = {e.turn for x in r.rules if x.outcome in ("fail", "hit") or x.matched
                 for e in x.evidence}
     turns = []
@@ -224,17 +219,45 @@ def _call_view(i: int, r: CallResult) -> _CallView:
     dur = _duration(r)
     return _CallView(
         anchor=f"call-{i}", call_id=c.call_id, path=c.path, agent=agent, team=c.team,
-        started_at=c.started_at, duration=fmt_mmss(dur) if dur is not None else "—",
+        started_at=local_time(c.started_at), duration=fmt_mmss(dur) if dur is not None else "—",
         duration_s=_num(dur, 1),
         score=_num(sc.score, 1) if sc is not None else "",
         score_sort=float(sc.score) if sc is not None and _is_num(sc.score) else math.inf,
         grade=(sc.grade or "") if sc is not None else "", grade_class=_grade_class(sc.grade if sc else None),
         fatal=bool(sc.fatal) if sc is not None else False, status=r.status, error=r.error,
-        failed=[(x.title or x.rule_id, _num(x.deduction) if _is_num(x.deduction) and x.deduction else "")
-                for x in r.failed],
+        failed=[(title, fmt_points(p)) for _, title, p in lost_items(r)],
         risks=[x.title or x.rule_id for x in r.risk_hits],
-        rules=rules, turns=turns, alerts=alerts, metrics=talk_metrics(r.metrics),
+        rules=rules, turns=turns, metrics=talk_metrics(r.metrics),
     )
+
+
+@dataclass
+class _AlertView:
+    call_id: str
+    anchor: str
+    agent: str
+    team: str
+    score: str
+    grade: str
+    grade_class: str
+    fatal: bool
+    level: str  # urgent | high | watch
+    level_label: str
+    reason_label: str
+    title: str
+    detail: str
+    evidence: _EvidenceView | None
+    others: list[str]
+
+
+def _alert_view(a: Alert, c: _CallView, lang: str) -> _AlertView:
+    e = a.top.evidence
+    return _AlertView(
+        call_id=a.call_id, anchor=c.anchor, agent=c.agent, team=c.team, score=c.score, grade=c.grade,
+        grade_class=c.grade_class, fatal=c.fatal, level=a.level, level_label=a.level_label(lang),
+        reason_label=REASON_LABELS.get(lang, REASON_LABELS["zh"])[a.reason], title=a.title,
+        detail=a.detail if a.reason != "risk" else "",
+        evidence=_evidence_view(e) if e is not None else None, others=a.others(lang))
 
 
 def _summary(results: Sequence[CallResult], extra: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -242,52 +265,55 @@ def _summary(results: Sequence[CallResult], extra: Mapping[str, Any] | None) -> 
               if r.status != "error" and r.score is not None and _is_num(r.score.score)]
     durs = [d for d in (_duration(r) for r in results) if d is not None]
     rows = [
-        ("通话总数 / Calls", str(len(results))),
-        ("成功 / OK", str(sum(1 for r in results if r.status == "ok"))),
-        ("错误 / Errors", str(sum(1 for r in results if r.status == "error"))),
-        ("平均分 / Mean score", _num(sum(scores) / len(scores), 1) if scores else "—"),
-        ("致命项 / Fatal", str(sum(1 for r in results if r.score is not None and r.score.fatal))),
-        ("风险通话 / Risk calls", str(sum(1 for r in results if r.risk_hits))),
-        ("音频时长(小时) / Audio hours", _num(sum(durs) / 3600.0, 2) if durs else "0"),
+        (tr("通话总数 / Calls"), str(len(results))),
+        (tr("成功 / OK"), str(sum(1 for r in results if r.status == "ok"))),
+        (tr("错误 / Errors"), str(sum(1 for r in results if r.status == "error"))),
+        (tr("平均分 / Mean score"), _num(sum(scores) / len(scores), 1) if scores else "—"),
+        (tr("一票否决 / Fatal"), str(sum(1 for r in results if r.score is not None and r.score.fatal))),
+        (tr("风险通话 / Risk calls"), str(sum(1 for r in results if r.risk_hits))),
+        (tr("音频时长(小时) / Audio hours"), _num(sum(durs) / 3600.0, 2) if durs else "0"),
     ]
     for k, v in (extra or {}).items():
-        rows.append((str(k), _num(v) if _is_num(v) else str(v)))
+        rows.append((tr(str(k)), _num(v) if _is_num(v) else str(v)))
     return rows
 
 
 # --------------------------------------------------------------------------- writers
 
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATE_DIR)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def _env(lang: str = "zh") -> jinja2.Environment:
+    return template_env(_TEMPLATE_DIR, lang)
 
 
 def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TITLE,
                       summary: Mapping[str, Any] | None = None,
-                      generated_at: datetime | None = None) -> str:
-    """The report page as a string (``write_batch_report`` writes it)."""
-    views = [_call_view(i, r) for i, r in enumerate(results)]
+                      generated_at: datetime | None = None,
+                      alert_policies: Mapping[str, AlertPolicy] | None = None,
+                      lang: str = "zh", tz: str = DEFAULT_TZ,
+                      rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> str:
+    """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
+    pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
+    ``tz``: the team's time zone (the page's times are shown there)."""
+    with use_lang(lang, tz):  # labels and times built in the views in the page's language and zone
+        return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions)
+
+
+def _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions) -> str:
+    views = [_call_view(i, r, rule_descriptions) for i, r in enumerate(results)]
     errors = [v for v in views if v.status == "error"]
     calls = sorted((v for v in views if v.status != "error"),
                    key=lambda v: (v.score_sort, v.call_id))
-    # risk hits first, then fatal-only; worst score first within each group
-    alerts = sorted((v for v in calls if v.alerts),
-                    key=lambda v: (not any(k == "risk" for _, k in v.alerts), v.score_sort, v.call_id))
-    now = (generated_at or datetime.now().astimezone()).replace(microsecond=0)
-    return _env().get_template("batch.html.j2").render(
-        title=title, generated_at=now.isoformat(sep=" "), summary=_summary(results, summary),
-        alerts=alerts, calls=calls, errors=errors,
+    # one line per call: urgent first, then high; the watch level is folded (issue 14)
+    by_id = {v.call_id: v for v in calls}
+    alert_list = collect_alerts(results, alert_policies)
+    alerts = [_alert_view(a, by_id[a.call_id], lang) for a in alert_list if a.call_id in by_id]
+    zone = ZoneInfo(tz)  # the team's time zone: the header is not UTC while the calls are +08:00
+    now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
+    return _env(lang).get_template("batch.html.j2").render(
+        title=tr(title), generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
+        alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
+        alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
+        calls=calls, errors=errors,
     )
-
-
-def _csv_text(v: str) -> str:
-    """Neutralise spreadsheet formulas in free-text cells (CSV injection)."""
-    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
 
 
 def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
@@ -295,38 +321,29 @@ def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
     for r in results:
         c, sc = r.call, r.score
         rows.append({
-            # identifiers stay verbatim (they are join keys); free text is neutralised
+            # every cell is neutralised against formulas by reports.cells.write_csv
             "call_id": c.call_id, "agent_id": c.agent_id,
-            "agent_name": _csv_text(c.agent_name), "team": _csv_text(c.team),
+            "agent_name": (c.agent_name), "team": (c.team),
             "started_at": c.started_at, "status": r.status,
-            "error": _csv_text(r.error), "duration_s": _num(_duration(r), 3),
+            "error": (r.error), "duration_s": _num(_duration(r), 3),
             "score": _num(sc.score) if sc is not None else "",
-            "grade": _csv_text(sc.grade or "") if sc is not None else "",
+            "grade": (sc.grade or "") if sc is not None else "",
             "fatal": "true" if sc is not None and sc.fatal else "false",
             "failed_items": ";".join(x.rule_id for x in r.failed),
             "risk_hits": ";".join(x.rule_id for x in r.risk_hits),
             "deductions_total": _num(_deductions_total(r)) if r.rules or sc is not None else "",
+            # per item, the points the score counted: "closing:-20;self_introduction:-8"
+            "item_points": ";".join(f"{rid}:{fmt_points(p)}" for rid, p in item_points(r).items() if p),
         })
     return rows
 
 
-def _atomic_write(path: Path, data: str, *, encoding: str, newline: str | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
                        title: str = DEFAULT_TITLE,
-                       summary: Mapping[str, Any] | None = None) -> Path:
+                       summary: Mapping[str, Any] | None = None,
+                       alert_policies: Mapping[str, AlertPolicy] | None = None,
+                       lang: str = "zh", tz: str = DEFAULT_TZ,
+                       rule_descriptions: Mapping[tuple[str, str], str] | None = None) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
     (see ``qa_inspect.reports.alerts``); return the HTML path.
 
@@ -337,16 +354,15 @@ def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
 
-    html = render_batch_html(results, title=title, summary=summary)
-    _atomic_write(html_path, html, encoding="utf-8")
+    html = render_batch_html(results, title=title, summary=summary, alert_policies=alert_policies,
+                             lang=lang, tz=tz, rule_descriptions=rule_descriptions)
+    write_text(html_path, html)
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(_csv_rows(results))
-    _atomic_write(csv_path, buf.getvalue(), encoding="utf-8-sig", newline="")
+    rows = _csv_rows(results)
+    write_csv(csv_path, list(CSV_COLUMNS), [[row[k] for k in CSV_COLUMNS] for row in rows])
     # calls to act on today, one row per reason, with the evidence sentence and its time
-    write_alerts_csv(collect_alerts(results), out_dir / ALERTS_CSV)
+    with use_lang(lang):
+        write_alerts_csv(collect_alerts(results, alert_policies), out_dir / ALERTS_CSV, lang=lang)
 
     log.info("batch report: %d calls -> %s, %s", len(results), html_path, csv_path)
     return html_path

@@ -267,9 +267,10 @@ def _card(ex: Example, redact: bool, best: bool) -> dict[str, Any]:
 def write_gallery(results: Sequence[CallResult], rule_id: str, out_dir: Path, *, kind: str = "violation",
                   n: int = 10, redact: bool = True, context: float = 3.0, rule_title: str = "",
                   rule_description: str = "", scoped_to_end: bool = False,
-                  base_dir: Path | None = None, generated_at: datetime | None = None) -> tuple[Path, list[Example]]:
-    """Pick, cut and write the gallery; return the page path and the examples."""
-    import jinja2
+                  base_dir: Path | None = None, generated_at: datetime | None = None,
+                  lang: str = "zh") -> tuple[Path, list[Example]]:
+    """Pick, cut and write the gallery (in ``lang``: zh | en); return the page path and the examples."""
+    from qa_inspect.reports.i18n import template_env
 
     if not any(x.rule_id == rule_id for r in results for x in r.rules):
         raise QAError(f"rule {rule_id!r} is not in any stored result (check the id with `qa-inspect rules validate`)")
@@ -278,9 +279,7 @@ def write_gallery(results: Sequence[CallResult], rule_id: str, out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     cut_clips(examples, out_dir / "clips", context=context, redact=redact, base_dir=base_dir)
     title = rule_title or next((x.title for r in results for x in r.rules if x.rule_id == rule_id and x.title), rule_id)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = template_env(Path(__file__).parent / "templates", lang)
     now = (generated_at or datetime.now().astimezone()).replace(microsecond=0).isoformat(sep=" ")
     html = env.get_template("examples.html.j2").render(
         rule_id=rule_id, rule_title=title, rule_description=rule_description, kind=kind,

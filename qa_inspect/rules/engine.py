@@ -108,7 +108,7 @@ _SENTENCE_END = re.compile(r"[。！？.!?]+")
 
 
 def _has_turn_test(cond: Condition) -> bool:
-    return bool(cond.any or cond.all or cond.regex or cond.similar_to)
+    return bool(cond.any or cond.all or cond.regex or cond.similar_to or cond.learned)
 
 
 def _find_repeated(turns: list[PreparedTurn], cond: Condition, duration: float | None,
@@ -191,6 +191,8 @@ def _describe_uncached(cond: Condition, anchors: list[int] | None = None) -> str
     if cond.similar_to:
         ex = "/".join(cond.similar_to[:2]) + ("…" if len(cond.similar_to) > 2 else "")
         what.append(f"similar to {ex} (≥ {cond.threshold:g})")
+    if cond.learned is not None:
+        what.append(f"learned model {cond.learned.describe()}")
     if cond.repeated:
         what.append(f"a sentence repeated ≥ {cond.repeated} times")
     tol = [x for x in ("pinyin" if cond.pinyin else "", f"fuzzy {cond.fuzzy}" if cond.fuzzy else "") if x]
@@ -251,10 +253,11 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
         holds, ev = _eval_expr(rule.match_expr, found)
         return _outcome(rule, holds, "n/a", _uniq(ev)[:3] if holds else [],
                         f"not applicable: no {_describe(rule.when)}")
-    missing = notes and [notes[n] for n in sorted(rule.match_expr.names())
-                         if notes.get(n, "").endswith(_NOT_AVAILABLE)]
-    if missing:  # a call without the metric (e.g. a transcript without times) cannot be judged
-        return _outcome(rule, False, "n/a", [], f"not applicable: {'; '.join(missing)}")
+    unknown = [n for n in sorted(rule.match_expr.names()) if notes.get(n, "").endswith(_NOT_AVAILABLE)]
+    if unknown and _undecided(rule.match_expr, found, unknown):
+        # a call without the metric (e.g. a transcript without times) cannot be judged, unless
+        # the rest decides ("words or metric" with the words found holds whatever the metric)
+        return _outcome(rule, False, "n/a", [], f"not applicable: {'; '.join(notes[n] for n in unknown)}")
     holds, ev = _eval_expr(rule.match_expr, found)
     ev = _uniq(ev)
     expr, why = rule.match_expr, status(rule.match_expr)
@@ -263,6 +266,12 @@ def _evaluate_composed(rule: Rule, turns: list[PreparedTurn], duration: float | 
                         f"{'satisfied' if holds else 'not satisfied'}: \"{expr}\" ({why})")
     return _outcome(rule, holds, "hit" if holds else "pass", ev if holds else [],
                     f"{'matched' if holds else 'not matched'}: \"{expr}\" ({why})")
+
+
+def _undecided(expr: Expr, found: dict, unknown: list[str]) -> bool:
+    """Whether ``expr`` comes out differently as the ``unknown`` conditions hold or not."""
+    return (_eval_expr(expr, {**found, **{n: (True, []) for n in unknown}})[0]
+            != _eval_expr(expr, {**found, **{n: (False, []) for n in unknown}})[0])
 
 
 # rule results without evidence, by (id(rule), matched, outcome, reason); the rule is kept

@@ -74,7 +74,7 @@ class PackIndex:
 
 def _indexable(c: Condition) -> bool:
     """Whether ``CallIndex.candidates`` bounds where ``c`` can match (and nothing else decides)."""
-    return c.metric is None and not c.repeated and bool(c.any) and not c.similar_to
+    return c.metric is None and not c.repeated and bool(c.any) and not c.similar_to and c.learned is None
 
 
 _PACK_INDEX: dict[int, tuple[RulePack, PackIndex]] = {}
@@ -138,6 +138,6 @@ class CallIndex:
         """The turns ``cond`` can match at all (one of its ``any`` phrases or fuzzy pieces
         occurs there, or with a pinyin pack sounds alike), or None when any turn may (no ``any``
         phrases, or ``similar_to``, which no index covers)."""
-        if not cond.any or cond.similar_to:
+        if not cond.any or cond.similar_to or cond.learned is not None:
             return None
         return self.hits.get(id(cond), _NOTHING)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qa_inspect.errors import RuleError
+from qa_inspect.rules.learned import learned_condition, model_hashes
 from qa_inspect.rules.expressions import parse_expression
 from qa_inspect.rules.regex import regex_problem
 from qa_inspect.strict_yaml import ParseContext, YamlMap, check_keys, limit, line_of, raise_problems, read_strict_mapping
@@ -198,6 +199,7 @@ def _condition(ctx: ParseContext, m: Any, what: str, line: int, has_when: bool |
     pinyin, fuzzy = _tolerance(ctx, m, what, any_ + all_)
     similar_to, threshold = _semantic(ctx, m, what)
     metric = _metric(ctx, m, what)
+    learned = learned_condition(ctx, m, what) if "learned" in m else None
     cond = Condition(
         role=role if role in ("agent", "customer", "any") else "any",
         any=any_, all=all_,
@@ -207,9 +209,9 @@ def _condition(ctx: ParseContext, m: Any, what: str, line: int, has_when: bool |
         pinyin=pinyin, fuzzy=fuzzy, min_count=_positive_int(ctx, m, "min_count", what, 1),
         similar_to=similar_to, threshold=threshold,
         context=_context(ctx, m, what, bool(has_when)) if has_when is not None else Context(),
-        repeated=_repeated(ctx, m, what), metric=metric,
+        repeated=_repeated(ctx, m, what), metric=metric, learned=learned,
     )
-    if not (cond.any or cond.all or cond.regex or cond.similar_to or "similar_to" in m
+    if not (cond.any or cond.all or cond.regex or cond.similar_to or "similar_to" in m or "learned" in m
             or "repeated" in m or "metric" in m):
         ctx.err(m.line, f"{what}: needs at least one of any/all/regex/similar_to/repeated/metric "
                         "(a condition that can never match)")
@@ -586,6 +588,8 @@ def parse_pack(text: str, file: str = "<pack>", *, _stack: tuple[str, ...] = (),
     digest = hashlib.sha256(text.encode())
     for inc in included:  # the hash covers the included files' text (through their hashes)
         digest.update(f"\0{inc.hash}".encode())
+    for h in model_hashes(rules):  # ... and every learned model it uses
+        digest.update(f"\0{h}".encode())
     language = meta.get("language", included[0].language if included else "zh")
     pack = RulePack(id=str(meta.get("id")), version=str(meta.get("version", "0")),
                     title=str(meta.get("title", meta.get("id"))), language=str(language),

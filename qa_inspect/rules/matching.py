@@ -192,7 +192,7 @@ def condition_inputs(cond: Condition) -> _Prepared:
         pinyin=tuple(pin), steps=_steps(cond),
         windowless=not any(vars(cond.window).values()),
         simple=bool(cond.any) and not (cond.all or cond.none or cond.regex or cond.exclude_regex
-                                       or cond.similar_to))
+                                       or cond.similar_to or cond.learned))
     if len(_PREPARED) >= 4096:  # conditions are few; this only bounds a long-lived process
         _PREPARED.clear()
     _PREPARED[id(cond)] = (cond, prepared)  # the condition is kept alive, so its id stays its own
@@ -226,6 +226,17 @@ def _semantic(t: PreparedTurn, cond: Condition) -> Hit | None:
     if sim < cond.threshold:
         return None
     return ("semantic", cond.similar_to[i], round(min(sim, 1.0), 3), ())
+
+
+def _learned(t: PreparedTurn, cond: Condition) -> Hit | None:
+    """("learned", the model, probability) if the turn's probability reaches the model's threshold."""
+    if not t.text.strip():
+        return None
+    model = cond.learned
+    p = float(model.turn_scores(t.embedding[None, :])[0])
+    if p < model.threshold:
+        return None
+    return ("learned", f"{model.item} p={p:.2f}", round(p, 3), ())
 
 
 def _pinyin_scan(t: PreparedTurn, needle: str, n: str) -> str | None:
@@ -291,7 +302,7 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
         m = t.search(prep.regex)
         if m is None:
             return None
-    if cond.any or cond.similar_to:
+    if cond.any or cond.similar_to or cond.learned:
         found = None
         for p, n in prep.any:
             if n in s:
@@ -303,6 +314,8 @@ def match_turn(t: PreparedTurn, cond: Condition, prep: _Prepared | None = None) 
             h = _any_tolerant(t, cond, prep) if cond.any and len(prep.steps) > 1 else None
             if h is None and cond.similar_to:
                 h = _semantic(t, cond)
+            if h is None and cond.learned:
+                h = _learned(t, cond)
             if h is None:
                 return None
             hits.append(h)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 KINDS = ("required", "forbidden", "risk")
 SEVERITIES = ("info", "minor", "major", "critical")
 WINDOW_KEYS = {"first_turns", "last_turns", "first_seconds", "last_seconds", "first_share", "last_share"}
 CONDITION_KEYS = {"role", "any", "all", "none", "regex", "exclude_regex", "window", "pinyin", "fuzzy",
-                  "min_count", "similar_to", "threshold", "repeated", "metric"}
+                  "min_count", "similar_to", "threshold", "repeated", "metric", "learned"}
 CONTEXT_KEYS = {"after", "before", "within"}  # match only: relative to the turns where `when` holds
 WITHIN_KEYS = {"turns", "seconds"}
 STATUSES = ("experimental", "test", "stable")
@@ -139,7 +140,11 @@ class Condition:
 
     ``similar_to`` (example sentences) is an alternative to ``any``, tried last: a turn whose
     sentence embedding has cosine similarity ≥ ``threshold`` to an example matches (matcher
-    "semantic"). Without ``any`` it is the condition's only phrase test."""
+    "semantic"). Without ``any`` it is the condition's only phrase test.
+
+    ``learned`` (a model file trained by ``qa-inspect rules learn``) is another alternative,
+    tried after ``similar_to``: a turn whose probability under the model reaches the model's
+    threshold matches (matcher "learned", confidence = the probability)."""
 
     role: str = "any"
     any: tuple[str, ...] = ()
@@ -156,6 +161,7 @@ class Condition:
     context: Context = Context()  # match only; empty = anywhere in scope
     repeated: int = 0  # ≥ 2: holds if one sentence occurs this many times in scope
     metric: Metric | None = None  # a call-level metric test instead of a turn test
+    learned: Any = None  # rules.learned.LearnedModel: a turn whose probability reaches its threshold matches
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from qa_inspect.errors import QAError
 from qa_inspect.store import WorkflowStore
 from qa_inspect.workflow.db import WorkflowError, now_iso
 from qa_inspect.workflow.sampling import Draw, SamplingPlan, describe_draw, draw_sample, sample_id_for
-from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, VERDICT_ALIASES, VERDICTS,
-                                           SheetRow, checksum, norm_cell, rows_for_call, write_worksheet)
+from qa_inspect.workflow.worksheet import (CALL_ITEM, COLUMNS, MACHINE_COLS, SHEET, SHEET_NAMES, VERDICTS, SheetRow,
+                                          checksum, header_key, norm_cell, outcome_key, rows_for_call, verdict_key,
+                                          write_worksheet)
 
 FLAGGED = ("fail", "hit")  # machine outcomes that mean "violation / risk found"
 
@@ -43,15 +44,17 @@ class SampleInfo:
 
 
 def create_sample(store: WorkflowStore, plan: SamplingPlan, seed: int, out: str | Path, *,
-                  redact: bool = True) -> SampleInfo:
-    """Draw the sample, record it in the database (one transaction) and write the worksheet."""
+                  redact: bool = True, alert_levels: Mapping[str, str] | None = None,
+                  lang: str = "zh") -> SampleInfo:
+    """Draw the sample, record it in the database (one transaction) and write the worksheet.
+    ``alert_levels``: call id -> alert level, for plans that include alert levels."""
     red = _redactor(redact)
     results = {r.call.call_id: r for r in store.results()}
-    draw = draw_sample(list(results.values()), plan, seed)
+    draw = draw_sample(list(results.values()), plan, seed, alert_levels)
     sid = sample_id_for(plan, seed, draw.ids) + ("" if redact else "-raw")
     rows: list[SheetRow] = []
     for d in draw.calls:
-        rows += rows_for_call(sid, results[d.call_id], red)
+        rows += rows_for_call(sid, results[d.call_id], red, lang)
     new = not store.sample_exists(sid)
     calls = []
     for d in draw.calls:
@@ -66,7 +69,7 @@ def create_sample(store: WorkflowStore, plan: SamplingPlan, seed: int, out: str 
          for row in rows])
     meta = {"sample_id": sid, "plan": f"{plan.id} {plan.version} ({plan.source})", "seed": seed,
             "calls": len(draw.calls), "redacted": "yes" if redact else "no", "created_at": now_iso()}
-    path = write_worksheet(out, rows, meta)
+    path = write_worksheet(out, rows, meta, lang=lang)
     assigned: list[tuple[str, str]] = []
     if plan.reviewers and draw.calls:  # the plan's reviewers get the calls round-robin (workspace queue)
         from qa_inspect.workflow.workspace import assign
@@ -142,9 +145,11 @@ def _sheet_rows(path: Path):
         wb = load_workbook(path, data_only=True, read_only=True)
     except Exception as e:  # not an xlsx, truncated file, …: one clear line
         raise WorkflowError(f"cannot read worksheet ({type(e).__name__}: {e})", str(path))
-    if SHEET not in wb.sheetnames:
-        raise WorkflowError(f"no sheet named '{SHEET}' (sheets: {', '.join(wb.sheetnames)})", f"{path}:row 1")
-    return wb, wb[SHEET].iter_rows(values_only=True)
+    name = next((n for n in SHEET_NAMES.values() if n in wb.sheetnames), None)
+    if name is None:
+        raise WorkflowError(f"no sheet named '{SHEET_NAMES['zh']}' or '{SHEET}' (sheets: {', '.join(wb.sheetnames)})",
+                            f"{path}:row 1")
+    return wb, wb[name].iter_rows(values_only=True)
 
 
 def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> ImportReport:
@@ -163,7 +168,7 @@ def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> I
     wb, it = _sheet_rows(p)
     try:
         header = next(it, None)
-        names = [norm_cell(h) for h in (header or ())]
+        names = [header_key(h) for h in (header or ())]  # Chinese or English headers
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise WorkflowError(f"missing column(s) {', '.join(missing)} (expected: {', '.join(COLUMNS)}); "
@@ -210,15 +215,15 @@ def import_worksheet(store: WorkflowStore, path: str | Path, reviewer: str) -> I
 
 def _check_row(store: WorkflowStore, cell: dict, where: str, items: dict, scores: dict, seen_rows: dict, n: int,
                rep: ImportReport, sheet_sample: dict[str, str]) -> None:
-    verdict = norm_cell(cell["reviewer_verdict"]).lower()
-    verdict = VERDICT_ALIASES.get(verdict, verdict)
+    cell = {**cell, "machine_verdict": outcome_key(cell["machine_verdict"])}  # 未通过 → fail
+    verdict = verdict_key(cell["reviewer_verdict"])  # 确认/误报/漏检 or the English words
     note = norm_cell(cell["reviewer_note"])
     raw_score = cell["manual_score"]
     row_id = norm_cell(cell["row_id"])
     call_id, item = norm_cell(cell["call_id"]), norm_cell(cell["item"])
     if verdict and verdict not in VERDICTS:
-        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of {', '.join(VERDICTS)} "
-                            f"({'/'.join(VERDICT_ALIASES)})", where)
+        raise WorkflowError(f"reviewer_verdict {verdict!r} is not one of 确认, 误报, 漏检 "
+                            f"({', '.join(VERDICTS)})", where)
 
     if not row_id:  # a row the reviewer added: a miss the machine did not list
         if not call_id or not item:
