@@ -485,3 +485,24 @@ def test_worksheet_verdicts_in_chinese_land_next_to_browser_reviews(sqlite_db, r
         ("alice", "forbidden_phrase", "false_positive"), ("alice", "closing", "confirmed"),
         ("rev1", "forbidden_phrase", "confirmed")}
     assert {r["sample_id"] for r in view["reviews"]} == {view["reviews"][0]["sample_id"]} != "(web)"
+
+
+def test_users_and_assign_take_the_db_from_the_config_file(sqlite_db, tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from qa_inspect.cli import main
+
+    work = tmp_path / "team"
+    work.mkdir()
+    shutil.copy(sqlite_db, work / "shared.db")
+    (work / "qa-inspect.toml").write_text('db = "shared.db"\n', encoding="utf-8")
+    monkeypatch.chdir(work)
+    r = CliRunner().invoke(main, ["users", "list"])
+    assert r.exit_code == 0 and "rev1\treviewer" in r.output, r.output
+    r = CliRunner().invoke(main, ["users", "add", "li", "--role", "reviewer", "--password-stdin"],
+                           input="a-long-password\n")
+    assert r.exit_code == 0 and "created li" in r.output
+    r = CliRunner().invoke(main, ["users", "list", "--db", str(tmp_path / "none.db")])
+    assert r.exit_code == 2 and "none.db" in r.output and "Traceback" not in r.output

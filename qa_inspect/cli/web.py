@@ -6,8 +6,25 @@ import sys
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, DB_HELP, fail, open_existing_store, store_errors
+from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.cli.config import config_option
 from qa_inspect.errors import QAError
+
+DB_HELP = ("Results database: the SQLite file written by `run`, or a postgresql:// URL "
+           "(default: the config's db, else qa.db).")
+
+
+def _db(db: str | None, config_path: str | None) -> str:
+    """--db, else the config file's ``db``, else qa.db (as the other commands)."""
+    from qa_inspect.cli.config import load_config
+
+    if db:
+        return db
+    try:
+        return load_config(config_path).db or "qa.db"
+    except QAError as e:
+        fail(e)
+        raise  # unreachable: fail exits
 
 ROLES = ("reviewer", "supervisor", "agent", "admin")
 
@@ -20,7 +37,8 @@ def register(main: click.Group) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--db", required=True, help=DB_HELP)
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Keep 127.0.0.1 behind a reverse proxy; 0.0.0.0 exposes it to the network.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
@@ -32,7 +50,7 @@ def register(main: click.Group) -> None:
               help="Appeals allowed per call.")
 @click.option("--appeal-levels", default=1, show_default=True, type=click.IntRange(1, 2),
               help="2: a first supervisor's decision is an opinion; a second supervisor decides.")
-def serve(db, host, port, audio_root, appeal_window_days, appeal_limit, appeal_levels):
+def serve(db, config_path, host, port, audio_root, appeal_window_days, appeal_limit, appeal_levels):
     """Run the review workspace (复核工作台): queue, call page with synced audio, appeals, JSON API.
 
     Sessions are signed with QA_INSPECT_SECRET when set (else a random key: a restart logs
@@ -40,6 +58,7 @@ def serve(db, host, port, audio_root, appeal_window_days, appeal_limit, appeal_l
     import logging
     import os
 
+    db = _db(db, config_path)
     open_existing_store(db).close()  # a missing file or unreachable server: one line, exit 2
     try:
         import uvicorn
@@ -72,8 +91,9 @@ def users():
               help="reviewer 质检员 · supervisor 班组长 (decides appeals) · agent 坐席 (own calls only) · admin")
 @click.option("--agent-id", default="", help="For --role agent: the agent id in the manifest (e.g. A001).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
-@click.option("--db", required=True, help=DB_HELP)
-def users_add(name, role, agent_id, password_stdin, db):
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
+def users_add(name, role, agent_id, password_stdin, db, config_path):
     """Create a user (or reset an existing one's role and password)."""
     from qa_inspect.workflow import accounts
 
@@ -81,6 +101,7 @@ def users_add(name, role, agent_id, password_stdin, db):
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    db = _db(db, config_path)
     store = open_existing_store(db)
     with store_errors(db, store):
         user, new = accounts.add_user(store, name, role, password, agent_id)
@@ -90,22 +111,26 @@ def users_add(name, role, agent_id, password_stdin, db):
 
 @users.command("token", context_settings=CONTEXT)
 @click.argument("name")
-@click.option("--db", required=True, help=DB_HELP)
-def users_token(name, db):
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
+def users_token(name, db, config_path):
     """Print a new API token for NAME (shown once; send it as `Authorization: Bearer TOKEN`)."""
     from qa_inspect.workflow import accounts
 
+    db = _db(db, config_path)
     store = open_existing_store(db)
     with store_errors(db, store):
         click.echo(accounts.make_token(store, name))
 
 
 @users.command("list", context_settings=CONTEXT)
-@click.option("--db", required=True, help=DB_HELP)
-def users_list(db):
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
+def users_list(db, config_path):
     """List the accounts."""
     from qa_inspect.workflow import accounts
 
+    db = _db(db, config_path)
     store = open_existing_store(db)
     with store_errors(db, store):
         for u in accounts.list_users(store):
@@ -116,11 +141,13 @@ def users_list(db):
 @users.command("disable", context_settings=CONTEXT)
 @click.argument("name")
 @click.option("--enable", is_flag=True, help="Enable the account again instead.")
-@click.option("--db", required=True, help=DB_HELP)
-def users_disable(name, enable, db):
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
+def users_disable(name, enable, db, config_path):
     """Disable an account (its sessions and tokens stop working at once)."""
     from qa_inspect.workflow import accounts
 
+    db = _db(db, config_path)
     store = open_existing_store(db)
     with store_errors(db, store):
         u = accounts.set_disabled(store, name, not enable)
@@ -132,13 +159,15 @@ def users_disable(name, enable, db):
 @click.option("--reviewers", default="", help="Comma-separated reviewers: the sample's calls go round-robin to them.")
 @click.option("--call", "call_id", default="", help="Assign only this call (with --reviewer).")
 @click.option("--reviewer", default="", help="The reviewer for --call.")
-@click.option("--db", required=True, help=DB_HELP)
-def assign(sample_id, reviewers, call_id, reviewer, db):
+@click.option("--db", default=None, help=DB_HELP)
+@config_option
+def assign(sample_id, reviewers, call_id, reviewer, db, config_path):
     """Assign a drawn sample's calls to reviewers (their workspace queue)."""
     from qa_inspect.workflow import workspace
 
     if bool(call_id) != bool(reviewer) or (call_id and reviewers) or not (call_id or reviewers):
         fail(QAError("请给出 --reviewers A,B（轮流分配），或 --call C 加 --reviewer R / give --reviewers A,B, or --call C with --reviewer R"))
+    db = _db(db, config_path)
     store = open_existing_store(db)
     with store_errors(db, store):
         workspace.sync_index(store)
