@@ -20,7 +20,9 @@ Peak RSS is `ru_maxrss` of each process that transcribed.
 
     cd /work/main
     QA_INSPECT_CACHE=$PWD/.cache .venv/bin/python bench/throughput.py [--configs raw,w1,w2,w1-b8]
-        [--minutes 30] [MANIFEST]
+        [--minutes 30] [--mono] [MANIFEST]
+
+``--mono --minutes 0``: the sample calls once each, mixed down to mono (issue 18's small batch).
 """
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_copies(manifest: Path, minutes: float, out: Path) -> tuple[Path, float]:
-    """A manifest of copies of the manifest's decodable calls, at least ``minutes`` of audio."""
+def make_copies(manifest: Path, minutes: float, out: Path, mono: bool = False) -> tuple[Path, float]:
+    """A manifest of copies of the manifest's decodable calls, at least ``minutes`` of audio
+    (``mono``: every call mixed down to one channel, layout ``mono``: the diarizer's path)."""
     import numpy as np
     import soundfile as sf
 
@@ -62,9 +65,13 @@ def make_copies(manifest: Path, minutes: float, out: Path) -> tuple[Path, float]
             pad = np.zeros((int(sr * 0.01 * (k + 1)), data.shape[1]), dtype=np.float32)  # distinct hash
             cid = f"{r['call_id']}_copy{k}"
             path = out / f"{cid}.flac"
-            sf.write(str(path), np.concatenate([data, pad]), sr)
+            x = np.concatenate([data, pad])
+            if mono:
+                x = x.mean(axis=1, keepdims=True)
+            sf.write(str(path), x, sr)
             total += (len(data) + len(pad)) / sr
-            new_rows.append({**r, "call_id": cid, "path": str(path)})
+            new_rows.append({**r, "call_id": cid, "path": str(path),
+                             **({"channel_layout": "mono"} if mono else {})})
     m = out / "manifest.csv"
     with open(m, "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -140,6 +147,8 @@ def main() -> None:
                     help="comma-separated: raw, raw-bN, wK, wK-bN (default raw,w1,w2,w1-b8)")
     ap.add_argument("--minutes", type=float, default=30.0,
                     help="copy the calls until there is this much audio (0: the manifest as is)")
+    ap.add_argument("--mono", action="store_true",
+                    help="mix every call down to mono (layout mono: diarization runs in the pipeline)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -157,8 +166,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qa-bench-throughput-"))
     try:
         manifest = Path(a.manifest).resolve()
-        if a.minutes > 0:
-            manifest, total = make_copies(manifest, a.minutes, work / "audio")
+        if a.minutes > 0 or a.mono:
+            manifest, total = make_copies(manifest, a.minutes, work / "audio", mono=a.mono)
             print(f"{manifest}: {total / 60:.1f} min of audio", file=sys.stderr)
         rows = []
         for c in configs:

@@ -87,3 +87,47 @@ def test_run_with_two_workers_real_whisper(root, samples, tmp_path):
         assert "您好" in first_agent or "为您服务" in first_agent, first_agent
         assert rec["metrics"]["asr_rtf"] > 0
     print(f"--workers 2 on 2 calls + corrupt: {wall:.1f} s wall")
+
+
+def test_given_transcripts_are_enriched_in_the_pool_like_in_process(root, samples, tmp_path, monkeypatch):
+    """A large transcripts input with --workers 2: sentiment runs in the workers (no Whisper is
+    loaded there), rules and score in the driver; the stored results equal the in-process run's."""
+    import json
+
+    from qa_inspect.batch import pool
+
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")  # spawned workers inherit it
+    monkeypatch.setattr(pool, "GIVEN_POOL_MIN", 4)  # the driver decides: 13 calls use the pool,
+    monkeypatch.setattr(pool, "GIVEN_CHUNK", 3)  # in 5 chunks, over both workers,
+    monkeypatch.setattr(pool, "GIVEN_IN_FLIGHT", 1)  # 2 at a time: the others sent as these finish
+    packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
+    items = read_input(samples / "transcripts.jsonl")
+    assert len(items) > 2 * pool.GIVEN_CHUNK and all(i.transcript is not None for i in items)
+    cfg = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh")  # never loaded
+    got = {}
+    for name, workers in (("serial", 1), ("pool", 2)):
+        stats: dict = {}
+        with open_store(tmp_path / f"{name}.db") as store:
+            s = run_batch_parallel(items, packs, store, cfg, workers, worker_stats=stats)
+            assert (s.ok, s.errors, s.total) == (len(items), 0, len(items))
+            got[name] = {r.call.call_id: json.dumps(r.to_dict(), sort_keys=True, ensure_ascii=False)
+                         for r in store.results()}
+        if workers > 1:
+            assert stats and os.getpid() not in stats  # enriched in worker processes
+    assert got["pool"] == got["serial"]
+    assert '"sentiment"' in next(iter(got["pool"].values()))
+
+
+def test_worker_loads_whisper_on_its_first_audio_call_only(tmp_path):
+    from qa_inspect.batch import pool
+    from qa_inspect.errors import QAError
+
+    cfg = ASRConfig(model_path=str(tmp_path / "no-such-model"), language="zh")
+    pool.init_worker(cfg)
+    try:
+        assert pool._TRANSCRIBER is None and pool._INIT_ERROR == ""  # nothing loaded yet
+        for _ in range(2):  # the failure is kept: same error, one load attempt
+            with pytest.raises(QAError, match="model.bin missing"):
+                pool._transcriber()
+    finally:
+        pool._TRANSCRIBER, pool._INIT_ERROR, pool._LOAD = None, "", ()

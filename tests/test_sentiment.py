@@ -229,3 +229,57 @@ def test_rules_eval_computes_the_metrics(root, monkeypatch):
     calls = [enrich(bad), enrich(good)]  # the caller enriches: the rule engine sees metrics only
     (score,) = evaluate_pack_against_labels(pack, calls, labels, {tr.call_id: call_metrics(tr) for tr in calls})
     assert (score.tp, score.fp, score.fn, score.tn) == (1, 0, 0, 1)
+
+
+SNOW_TEXTS = [
+    "", "嗯", "好的谢谢", "你们这是什么服务态度，我要投诉", "我的问题到底什么时候能解决？？",
+    "没问题辛苦你了再见", "那个退款怎么失败呢", "我已经打了三次电话了还是没有人处理这个事情真的是太过分了",
+    "喂你好请问是张先生吗我这边是客服中心的工号一二三四五", "OK 好的 thank you", "订单号 12345678 已经取消",
+    "啊啊啊", "嗯嗯嗯好好好对对对", "这个这个那个就是说呃我想问一下",
+    "饕餮魑魅魍魉", "㐀㐁", "abc def", "***", "你好，，，，再见。", "不好意思麻烦您帮我查一下话费",
+    "我不满意我非常不满意我特别特别不满意" * 3,
+]
+
+
+def test_fast_snownlp_gives_snownlps_own_scores_and_words(tmp_path):
+    """snow.SnowSentiment reimplements SnowNLP(text).sentiments (segmentation Viterbi, stop
+    words, Bayes): every score and every word list equals snownlp's, bit for bit."""
+    snownlp = pytest.importorskip("snownlp")
+    from qa_inspect.enrich.sentiment.snow import SnowSentiment
+
+    fast = SnowSentiment(cache=tmp_path)  # compiles its tables from snownlp's package files
+    assert list(tmp_path.glob("seg-*.npz"))
+    again = SnowSentiment(cache=tmp_path)  # and reads them back
+    for t in SNOW_TEXTS:
+        if not t:
+            continue
+        ref = snownlp.SnowNLP(t)
+        assert fast.words(t) == ref.words, t
+        assert fast.score(t) == ref.sentiments == again.score(t), t
+
+
+def test_fast_snownlp_tables_hold_every_ngrams_parts():
+    """What lets SnowSentiment skip lookups: every bigram's and trigram's parts have counts, so
+    an n-gram with an unseen part has count 0 (as snownlp's tables would answer)."""
+    from qa_inspect.enrich.sentiment import snow
+
+    s = snow.shared()
+    n = s._n
+    assert all(s._uni[k // n] > 0 and s._uni[k % n] > 0 for k in s._bi)
+    assert all(s._bi.get(k // n, 0) > 0 and s._bi.get(k % (n * n), 0) > 0 for k in s._tri_keys)
+
+
+def test_model_parts_run_on_customer_utterances_and_describe_names_it():
+    from qa_inspect.enrich.sentiment import CombinedScorer, describe
+
+    full = CombinedScorer(model_roles=None)
+    cust = CombinedScorer()
+    texts = ["你们这是什么态度，太过分了", "好的，非常感谢你的帮助", "我想查一下订单"]
+    roles = ["customer", "agent", "customer"]
+    a, b = full.score(texts, roles), cust.score(texts, roles)
+    assert a[0] == b[0] and a[2] == b[2]  # customers: every part, as before
+    assert b[1] == LEX.score([texts[1]])[0] != a[1]  # the agent: the lexicon alone
+    assert cust.score(texts, roles) == b  # from the cache now: the same scores
+    assert cust.score(texts) == full.score(texts)  # no roles: every part for every text
+    assert describe(SentimentConfig(backend="combined")) != describe(SentimentConfig(backend="lexicon"))
+    assert "models=customer" in cust.describe() and "models=all" in full.describe()

@@ -44,12 +44,23 @@ log = logging.getLogger(__name__)
 
 # --- worker side -------------------------------------------------------------------------
 
-_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once by init_worker
+_TRANSCRIBER: Any = None  # the worker's WhisperTranscriber, loaded once, on its first audio call
 _INIT_ERROR: str = ""  # why loading failed (then every call in this worker is an error row)
 _ENRICH: EnrichConfig | None = None  # the driver's enrichment configuration
+_LOAD: tuple = ()  # (cfg, factory) for the lazy load (_transcriber)
 
 
 def _peak_rss_mb() -> float:
+    """Peak RSS of this process in MiB. Linux: VmHWM, the high-water mark of this process's own
+    memory; ``ru_maxrss`` also counts the parent's RSS at fork (inherited across exec), so a
+    process started by a large one would report the parent's size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
@@ -61,21 +72,37 @@ def init_worker(cfg, log_setup: Callable[[], None] | None = None,
     the new process: the library itself never does. ``factory`` (picklable, e.g. a
     ``functools.partial``) replaces the Whisper model, for tests that run the real worker path
     with a fake transcriber. ``enrich_cfg``: the driver's enrichment configuration (its key is
-    in the stage key the driver stores the transcript under)."""
-    global _TRANSCRIBER, _INIT_ERROR, _ENRICH
+    in the stage key the driver stores the transcript under).
+
+    Loads nothing: the Whisper model is loaded by the worker's first audio call
+    (``_transcriber``), so a pool that only enriches given transcripts never loads it (issue 18);
+    the diarizer and the sentiment models load on the first call that needs them."""
+    global _ENRICH, _LOAD
     if log_setup is not None:
         log_setup()
     _ENRICH = enrich_cfg
-    try:
-        from qa_inspect.speech.asr import WhisperTranscriber
+    _LOAD = (cfg, factory)
 
-        _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
-        _warm_up_enrich()
-    except QAError as e:
-        _INIT_ERROR = str(e)
-    except Exception as e:  # report it per call rather than break the pool
-        log.exception("loading the ASR model failed")
-        _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+
+def _transcriber() -> Any:
+    """The worker's transcriber, loaded on first use (once; a failure is kept and re-raised as
+    the same ``QAError`` for every later call)."""
+    global _TRANSCRIBER, _INIT_ERROR
+    if _TRANSCRIBER is None and not _INIT_ERROR:
+        cfg, factory = _LOAD or (None, None)
+        try:
+            from qa_inspect.speech.asr import WhisperTranscriber
+
+            _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
+            _warm_up_enrich()
+        except QAError as e:
+            _INIT_ERROR = str(e)
+        except Exception as e:  # report it per call rather than break the pool
+            log.exception("loading the ASR model failed")
+            _INIT_ERROR = f"ASR model could not be loaded ({type(e).__name__}: {e})"
+    if _TRANSCRIBER is None:
+        raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+    return _TRANSCRIBER
 
 
 def _warm_up_enrich() -> None:
@@ -126,10 +153,9 @@ def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | N
         with call_budget(path or call_id):
             decoded = audio_mod.decode(path)  # first, as in process: a bad file says so
             add_audio(decoded.duration)  # the call's time budget grows with its audio
-            if _TRANSCRIBER is None:
-                raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
+            transcriber = _transcriber()  # loaded by the worker's first audio call
             t0 = time.perf_counter()
-            raw = _TRANSCRIBER.transcribe(call_id, decoded, layout, language)
+            raw = transcriber.transcribe(call_id, decoded, layout, language)
             asr_s = time.perf_counter() - t0
             tr = enrich(raw, decoded, _ENRICH) if raw.turns else raw  # needs the audio: done here, next to it
             out.update(raw=raw, transcript=tr, asr_s=asr_s, audio_s=decoded.duration)
@@ -142,6 +168,23 @@ def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | N
     return out
 
 
+def _enrich_in_worker(entries: list[tuple[str, Transcript]]) -> dict:
+    """Enrich given transcripts (text metrics: sentiment) with the driver's configuration, each
+    within its call's time budget (``label``: what the budget's error names, as in process).
+    Never raises: each comes back as its enriched ``Transcript`` or the call's error string."""
+    out: list[Transcript | str] = []
+    for label, tr in entries:
+        try:
+            with call_budget(label):
+                out.append(enrich(tr, cfg=_ENRICH))
+        except QAError as e:  # the budget, or e.g. a sentiment backend without its local model
+            out.append(str(e))
+        except Exception as e:  # one bad call must not stop the batch
+            log.error("enriching %s failed", tr.call_id, exc_info=True)
+            out.append(f"{label}: internal error ({type(e).__name__}: {e})")
+    return {"pid": os.getpid(), "transcripts": out, "rss_mb": _peak_rss_mb()}
+
+
 # --- driver side -------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -152,6 +195,21 @@ class Job:
     audio_hash: str
     size: int
     order: int = 0  # submission order (longest first)
+
+
+@dataclasses.dataclass
+class _Given:
+    """A chunk of given transcripts enriched in a worker: (item, scored pack, config hash) each."""
+    entries: list
+    order: int = -1
+
+
+# Given transcripts (the transcripts input) are enriched in the pool when a batch has at least
+# this many: below it, starting workers and loading their sentiment models (3-10 s each)
+# costs more than enriching in the driver. Chunks amortise the round trip.
+GIVEN_POOL_MIN = 200
+GIVEN_CHUNK = 16
+GIVEN_IN_FLIGHT = 3  # chunks per worker submitted ahead
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -192,36 +250,64 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
     finish = finisher(store, summary, t0, on_result, on_progress)
-    # 1. the parent: skip done calls, handle bad rows, given transcripts and cache hits
-    jobs = plan_jobs(items, packs, store, key, force, summary, finish, t0, on_progress, enrich_cfg)
-    # 2. the pool: decode + ASR, longest first; results stored as each one completes
-    if jobs:
-        n = min(workers, len(jobs))
+    # 1. the parent: skip done calls, handle bad rows and cache hits
+    given: list = []
+    jobs = plan_jobs(items, packs, store, key, force, summary, finish, t0, on_progress, enrich_cfg,
+                     given=given)
+    if len(given) < GIVEN_POOL_MIN:  # few given transcripts: enriched here (see GIVEN_POOL_MIN)
+        for item, scored, _cfg in given:
+            finish(item, process_item(item, scored, store, _no_transcriber, key, summary, enrich_cfg))
+        given = []
+    chunks = [_Given(given[i:i + GIVEN_CHUNK]) for i in range(0, len(given), GIVEN_CHUNK)]
+    # 2. the pool: decode + ASR, longest first, and the chunks of given transcripts to enrich;
+    #    results stored as each one completes
+    if jobs or chunks:
+        n = min(workers, len(jobs) + len(chunks))
         cfg_w = asr_cfg if asr_cfg.cpu_threads else dataclasses.replace(
             asr_cfg, cpu_threads=worker_threads(n))
-        if not asr_cfg.model_path:
+        if jobs and not asr_cfg.model_path:
             try:  # assemble the packaged model once here, not racing in every worker
                 from qa_inspect.speech.asr import ensure_model
 
                 ensure_model()
             except QAError:
                 pass  # each worker reports it on every call
-        log.info("process pool: %d workers × %d CPU threads for %d call(s)", n, cfg_w.cpu_threads, len(jobs))
+        log.info("process pool: %d workers × %d CPU threads for %d call(s) to transcribe, %d given "
+                 "transcript(s)", n, cfg_w.cpu_threads, len(jobs), len(given))
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_pool_worker,
                                    initargs=(cfg_w, log_setup, None, enrich_cfg))
-        futures: dict[Future, Job] = {}
+        futures: dict[Future, Job | _Given] = {}
+        pending: set[Future] = set()
+        more = iter(chunks)  # given transcripts: a bounded number of chunks in flight, so the
+        # driver does not hold every enriched transcript of a large input at once
+
+        def submit_chunk() -> None:
+            g = next(more, None)
+            if g is not None:
+                fut = pool.submit(_enrich_in_worker, [(_label(item), item.transcript) for item, _, _ in g.entries])
+                futures[fut] = g
+                pending.add(fut)
+
         try:
             for j in jobs:
                 c = j.item.call
-                futures[pool.submit(transcribe_in_worker, c.call_id, c.path, c.channel_layout,
-                                    c.language or None)] = j
-            pending = set(futures)
+                fut = pool.submit(transcribe_in_worker, c.call_id, c.path, c.channel_layout, c.language or None)
+                futures[fut] = j
+                pending.add(fut)
+            for _ in range(GIVEN_IN_FLIGHT * n):
+                submit_chunk()
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                pending -= done
                 for fut in sorted(done, key=lambda f: futures[f].order):
-                    j = futures[fut]
-                    finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
+                    j = futures.pop(fut)
+                    if isinstance(j, _Given):
+                        for item, res in _given_results(fut, j, worker_stats):
+                            finish(item, res)
+                        submit_chunk()
+                    else:
+                        finish(j.item, _result_of(fut, j, store, key, summary, worker_stats))
         except BaseException:  # interrupted (Ctrl-C, SIGTERM): don't wait for the calls in flight
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.terminate()
@@ -246,15 +332,25 @@ def finisher(store, summary: BatchSummary, t0: float, on_result, on_progress
     return finish
 
 
+def _no_transcriber():  # driver-handled items never need ASR
+    raise RuntimeError("the driver does not transcribe in a parallel batch")
+
+
+def _label(item: WorkItem) -> str:
+    """What a call's error row names (as ``pipeline.process_item``)."""
+    return item.call.path or item.call.source_line or item.call.call_id
+
+
 def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force: bool,
               summary: BatchSummary, finish: Callable[[WorkItem, CallResult], None], t0: float,
-              on_progress, enrich_cfg: EnrichConfig | None = None) -> list[Job]:
+              on_progress, enrich_cfg: EnrichConfig | None = None, given: list | None = None) -> list[Job]:
     """The driver's cheap part of a parallel/distributed batch: skip done calls, finish bad
     rows, given transcripts and transcript-cache hits here (a raw transcript whose enrichment
     is out of date is enriched here: decode, no ASR); return the calls that need ASR, longest
-    first (``order`` set). ``key``: the stage key."""
-    def no_transcriber():  # driver-handled items never need ASR
-        raise RuntimeError("the driver does not transcribe in a parallel batch")
+    first (``order`` set). ``key``: the stage key. With ``given`` (a list), given transcripts
+    not done yet are appended to it as ``(item, scored pack, config hash)`` instead, for the
+    caller to enrich."""
+    no_transcriber = _no_transcriber
 
     jobs: list[Job] = []
     for item in items:
@@ -262,6 +358,9 @@ def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force:
         if done:
             summary.skipped += 1
             summary.notify(on_progress, t0, item, None)
+            continue
+        if given is not None and not item.error and item.transcript is not None:
+            given.append((item, scored, cfg))
             continue
         if item.error or item.transcript is not None:
             finish(item, process_item(item, scored, store, no_transcriber, key, summary, enrich_cfg))
@@ -305,6 +404,32 @@ def _result_of(fut: Future, j: Job, store, key: str, summary: BatchSummary,
         return error_result(item, f"{path}: internal error in worker ({type(e).__name__}: {e})",
                             j.cfg_hash)
     return result_from_worker(out, j, store, key, summary, worker_stats)
+
+
+def _given_results(fut: Future, g: _Given,
+                   worker_stats: dict[int, float] | None) -> list[tuple[WorkItem, CallResult]]:
+    """The results of a chunk of given transcripts enriched in a worker (driver side): each
+    scored here (as ``process_item`` scores a given transcript), or an error row (the worker's
+    reason, or the pool's failure for every call of the chunk)."""
+    try:
+        out = fut.result()
+    except Exception as e:  # BrokenProcessPool, a result that could not be sent back, …
+        why = ("worker process died before this call finished; re-run to retry"
+               if isinstance(e, BrokenProcessPool) else "internal error in worker")
+        return [(item, error_result(item, f"{_label(item)}: {why} ({type(e).__name__}: {e})", cfg))
+                for item, _, cfg in g.entries]
+    if worker_stats is not None:
+        worker_stats[out["pid"]] = max(worker_stats.get(out["pid"], 0.0), out.get("rss_mb", 0.0))
+    res = []
+    for (item, scored, cfg), tr in zip(g.entries, out["transcripts"]):
+        if isinstance(tr, str):
+            res.append((item, error_result(item, tr, cfg)))
+            continue
+        try:
+            res.append((item, score_transcript(item, tr, scored, cfg_hash=cfg)))
+        except QAError as e:
+            res.append((item, error_result(item, str(e), cfg)))
+    return res
 
 
 def result_from_worker(out: dict, j: Job, store, key: str, summary: BatchSummary,

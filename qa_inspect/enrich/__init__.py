@@ -83,8 +83,12 @@ class EnrichConfig:
 
     def key(self) -> str:
         """Hash of everything that changes what ``enrich`` stores."""
-        d = {"version": ENRICH_VERSION, "sentiment": asdict(self.sentiment), "acoustics": asdict(self.acoustics),
-             "sentiment_max_chars": self.sentiment_max_chars}
+        from qa_inspect.enrich.sentiment import describe
+
+        # describe(): what the configured scorer computes (its version, weights, the roles its
+        # models see), which changes when the code does even if the configuration does not
+        d = {"version": ENRICH_VERSION, "sentiment": asdict(self.sentiment), "scorer": describe(self.sentiment),
+             "acoustics": asdict(self.acoustics), "sentiment_max_chars": self.sentiment_max_chars}
         return hashlib.sha256(repr(sorted(d.items())).encode()).hexdigest()[:12]
 
 

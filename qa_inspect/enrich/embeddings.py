@@ -22,7 +22,9 @@ import numpy as np
 from qa_inspect.errors import ModelMissingError
 
 DIM = 512
-CACHE_SIZE = 65536
+# 16,384 vectors = 32 MiB per process (65,536 were 128 MiB of a worker's ≤ 1 GB, issue 18);
+# sentiment keeps its own per-utterance score cache, so this one serves similar_to rules.
+CACHE_SIZE = 16384
 MODEL_ID = "usem3"  # the key of stored vectors: a different encoder must not reuse them
 
 _model = None

@@ -5,7 +5,9 @@ The scorer is chosen by configuration, read from the environment so that spawned
 the same choice: ``QA_INSPECT_SENTIMENT`` = ``combined`` (default) | ``lexicon`` | ``transformers``;
 for ``transformers``, ``QA_INSPECT_SENTIMENT_MODEL`` = a local model directory and optionally
 ``QA_INSPECT_SENTIMENT_LABELS`` = ``LABEL=value,…`` (else labels are read by name). One scorer
-(and its models) per process and configuration.
+(and its models) per process and configuration; ``describe()`` names what the configured
+scorer computes (backend, version, weights), for the key of the cached transcripts that hold
+its scores.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from qa_inspect.enrich.sentiment.lexicon import Lexicon, analyse, is_filler
 
 __all__ = ["SentimentConfig", "Scorer", "LexiconScorer", "CombinedScorer", "EmbeddingScorer", "SnowNLPScorer",
            "JiaguScorer", "TransformersScorer", "FixedScorer", "get_scorer", "add_sentiment", "call_metrics",
-           "label_value", "Lexicon", "analyse", "is_filler", "BACKENDS"]
+           "label_value", "Lexicon", "analyse", "is_filler", "BACKENDS", "describe"]
 
 BACKENDS = ("combined", "lexicon", "transformers")
 # Call-level windows: the customer's first/last few scored (non-filler) utterances. The end
@@ -80,6 +82,19 @@ def get_scorer(cfg: SentimentConfig | None = None) -> Scorer:
                 s = CombinedScorer()
             _scorers[cfg] = s
     return s
+
+
+def describe(cfg: SentimentConfig | None = None) -> str:
+    """What the sentiment of ``cfg`` (default: from the environment) computes, as one string
+    that changes whenever its scores can change (backend, version, weights, model path and
+    label values); loads no model."""
+    cfg = cfg or SentimentConfig.from_env()
+    if cfg.backend == "lexicon":
+        return "lexicon/1"
+    if cfg.backend == "transformers":
+        labels = ",".join(f"{k}={v:g}" for k, v in cfg.label_values)
+        return f"transformers/1:{cfg.model_path}:{labels}"
+    return get_scorer(cfg).describe()  # combined: building it loads nothing
 
 
 def _wmean(values: Sequence[float], weights: Sequence[float]) -> float:
