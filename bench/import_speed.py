@@ -37,17 +37,9 @@ CHUNK = 20
 
 
 def _peak_rss_mb() -> float:
-    """Peak RSS of this process in MiB. Linux: VmHWM, the high-water mark of this process's own
-    memory; ``ru_maxrss`` also counts the parent's RSS at fork (inherited across exec), so a
-    process started by a large one would report the parent's size."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+    from qa_inspect.batch.pool import peak_rss_mb  # VmHWM: this process's own peak
+
+    return peak_rss_mb()
 
 
 def make_input(src: Path, n: int, out: Path, as_is: bool, tag: str = "") -> None:

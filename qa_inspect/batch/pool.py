@@ -50,7 +50,7 @@ _ENRICH: EnrichConfig | None = None  # the driver's enrichment configuration
 _LOAD: tuple = ()  # (cfg, factory) for the lazy load (_transcriber)
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """Peak RSS of this process in MiB. Linux: VmHWM, the high-water mark of this process's own
     memory; ``ru_maxrss`` also counts the parent's RSS at fork (inherited across exec), so a
     process started by a large one would report the parent's size."""
@@ -164,7 +164,7 @@ def transcribe_in_worker(call_id: str, path: str, layout: str, language: str | N
     except Exception as e:  # one bad call must not stop the batch
         log.exception("unexpected failure on %s", call_id)
         out["error"] = f"{path or call_id}: internal error ({type(e).__name__}: {e})"
-    out["rss_mb"] = _peak_rss_mb()
+    out["rss_mb"] = peak_rss_mb()
     return out
 
 
@@ -182,7 +182,7 @@ def _enrich_in_worker(entries: list[tuple[str, Transcript]]) -> dict:
         except Exception as e:  # one bad call must not stop the batch
             log.error("enriching %s failed", tr.call_id, exc_info=True)
             out.append(f"{label}: internal error ({type(e).__name__}: {e})")
-    return {"pid": os.getpid(), "transcripts": out, "rss_mb": _peak_rss_mb()}
+    return {"pid": os.getpid(), "transcripts": out, "rss_mb": peak_rss_mb()}
 
 
 # --- driver side -------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
         s = run_batch(items, packs, store, get_transcriber, asr_cfg.key(), enrich_cfg=enrich_cfg, force=force,
                       on_result=on_result, on_progress=on_progress)
         if worker_stats is not None and holder:
-            worker_stats[os.getpid()] = _peak_rss_mb()
+            worker_stats[os.getpid()] = peak_rss_mb()
         return s
 
     summary = BatchSummary(total=len(items))

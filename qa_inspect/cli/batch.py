@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from qa_inspect.cli.common import (CONTEXT, DB_HELP, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
+from qa_inspect.cli.common import (CONTEXT, DB_HELP, check_out_dir, DEFAULT_PACK, DEFAULT_PACK_EN, close_quietly, fail,
                                    open_existing_store, shown_db, store_errors)
 from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.cli.main import main, worker_log_setup
@@ -83,6 +83,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         conf = load_config(config_path)
         db = db or conf.db or "qa.db"
         out = out or conf.out or "reports"
+        check_out_dir(out)
         # a bad pack fails before any audio is touched
         packs = load_packs(rules_paths, scorecard_paths, config=conf)
         ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
@@ -263,6 +264,8 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=Non
         conf = load_config(config_path)
         db = db or conf.db or "qa.db"
         packs = load_packs(rules_paths, scorecard_paths, config=conf)  # before the db is touched
+        if out is not None:
+            check_out_dir(out)
         ropts = report_options(packs, conf, lang)
     except QAError as e:
         _fail(e)

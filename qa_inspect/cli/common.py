@@ -66,3 +66,23 @@ def open_existing_store(db: str, *, readonly: bool = False):
         return open_store(db, readonly=readonly)
     except QAError as e:  # StoreError: damaged, not SQLite, a directory, read-only, server down …
         fail(e)
+
+
+def check_out_dir(out) -> None:
+    """Before any work: ``out`` must be a folder this process can write (created if missing).
+    A file in the way, a path under a file, or a folder that cannot be written is a QAError
+    naming the path and what to do (checked first, so a batch never runs to fail at the report)."""
+    import os
+    import tempfile
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise QAError(f"{p}: --out must be a folder, but a file is in the way: choose another --out or move the file")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".qa-inspect-write-test-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise QAError(f"{p}: cannot write the report folder ({e.strerror or e}): choose another --out "
+                      "or fix its permissions") from None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from qa_inspect.cli.common import CONTEXT, fail, open_existing_store, store_errors
+from qa_inspect.cli.common import CONTEXT, check_out_dir, fail, open_existing_store, store_errors
 from qa_inspect.cli.config import config_option, lang_option
 from qa_inspect.errors import QAError
 
@@ -57,6 +57,7 @@ def register(main: click.Group) -> None:
             d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
             conf = load_config(config_path)
             check_timezone(conf.tz, conf.source)
+            check_out_dir(out)
         except QAError as e:
             _fail(e)
         db = db or conf.db or "qa.db"
@@ -103,6 +104,8 @@ def register(main: click.Group) -> None:
 
         try:
             conf = load_config(config_path)
+            if out is not None:
+                check_out_dir(out)
         except QAError as e:
             _fail(e)
         db = db or conf.db or "qa.db"
