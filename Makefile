@@ -22,6 +22,10 @@ install: $(VENV)/.installed
 demo: install
 	rm -f demo.db
 	$(VENV)/bin/qa-inspect run samples/manifest.csv --rules rules/telecom_zh.yaml --rules rules/telecom_en.yaml --db demo.db --out reports/demo || test $$? -eq 1
+	@echo "open the report: reports/demo/report.html (a file; any browser, offline)"
+	@echo "open the review workspace (复核工作台) on this batch:"
+	@echo "  $(VENV)/bin/qa-inspect users add qc1 --role reviewer --password-stdin --db demo.db   # type a password"
+	@echo "  $(VENV)/bin/qa-inspect serve --db demo.db    # then browse http://127.0.0.1:8765 and log in as qc1"
 
 test: install
 	$(PY) -m pytest -q

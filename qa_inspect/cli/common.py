@@ -69,18 +69,23 @@ def open_existing_store(db: str, *, readonly: bool = False):
 
 
 def check_out_dir(out) -> None:
-    """Before any work: ``out`` must be a folder this process can write (created if missing).
+    """Before any work: ``out`` must be a folder this process can write, or a path it can create.
     A file in the way, a path under a file, or a folder that cannot be written is a QAError
-    naming the path and what to do (checked first, so a batch never runs to fail at the report)."""
+    naming the path and what to do (checked first, so a batch never runs to fail at the report).
+    Nothing is left behind: the folder itself is made only when the report is written."""
     import os
     import tempfile
 
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise QAError(f"{p}: --out must be a folder, but a file is in the way: choose another --out or move the file")
+    where = p
+    while not where.exists() and where != where.parent:
+        where = where.parent
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".qa-inspect-write-test-", dir=p)
+        if not where.is_dir():
+            raise NotADirectoryError(f"{where} is a file")
+        fd, probe = tempfile.mkstemp(prefix=".qa-inspect-write-test-", dir=where)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:

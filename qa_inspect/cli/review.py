@@ -172,6 +172,8 @@ def sample(db, plan_path, seed, out, redact, rules_paths, config_path, lang, as_
             click.echo(f"  {s['unknown_duration']} call(s) of unknown duration kept (no audio or turn times)")
         click.echo(f"plan {plan.id} {plan.version} ({plan.source}), seed {seed} (repeat with --seed {seed})")
         click.echo(f"worksheet: {info.worksheet} ({info.rows} rows)")
+        if s.get("assigned"):
+            click.echo("assigned (workspace queue): " + ", ".join(f"{k} {v}" for k, v in s["assigned"].items()))
     if not info.draw.calls:
         why = ", ".join(f"{k}: {v}" for k, v in s["excluded"].items()) or "no scored calls"
         click.echo(f"warning: the sample is empty ({s['considered']} call(s) considered; {why})", err=True)

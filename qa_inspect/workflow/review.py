@@ -33,10 +33,14 @@ class SampleInfo:
     draw: Draw
     rows: int
     new: bool  # False: the same sample (plan, seed, calls) was drawn before
+    assigned: list[tuple[str, str]] = field(default_factory=list)  # (call, reviewer) from the plan's reviewers
 
     def summary(self) -> dict[str, Any]:
+        per: dict[str, int] = {}
+        for _cid, who in self.assigned:
+            per[who] = per.get(who, 0) + 1
         return {"sample_id": self.sample_id, "worksheet": str(self.worksheet), "rows": self.rows,
-                "new": self.new, **describe_draw(self.draw)}
+                "new": self.new, **describe_draw(self.draw), **({"assigned": per} if per else {})}
 
 
 def create_sample(store: WorkflowStore, plan: SamplingPlan, seed: int, out: str | Path, *,
@@ -66,7 +70,12 @@ def create_sample(store: WorkflowStore, plan: SamplingPlan, seed: int, out: str 
     meta = {"sample_id": sid, "plan": f"{plan.id} {plan.version} ({plan.source})", "seed": seed,
             "calls": len(draw.calls), "redacted": "yes" if redact else "no", "created_at": now_iso()}
     path = write_worksheet(out, rows, meta, lang=lang)
-    return SampleInfo(sid, path, draw, len(rows), new)
+    assigned: list[tuple[str, str]] = []
+    if plan.reviewers and draw.calls:  # the plan's reviewers get the calls round-robin (workspace queue)
+        from qa_inspect.workflow.workspace import assign
+
+        assigned = assign(store, sid, list(plan.reviewers), check_users=False)
+    return SampleInfo(sid, path, draw, len(rows), new, assigned)
 
 
 # --- import -------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from qa_inspect.errors import RuleError
 from qa_inspect.records import CallResult
 from qa_inspect.strict_yaml import ParseContext, YamlMap, check_keys, line_of, raise_problems, read_strict_yaml
 
-TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters", "caps"}
+TOP_KEYS = {"plan", "include", "per_agent", "random_share", "filters", "caps", "reviewers"}
 META_KEYS = {"id", "version", "title", "description"}
 INCLUDE_KEYS = {"fatal", "risk", "alert_levels"}
 CAP_KEYS = {"per_agent", "per_day", "total"}
@@ -65,6 +65,7 @@ class SamplingPlan:
     cap_per_agent: int | None = None
     cap_per_day: int | None = None
     cap_total: int | None = None
+    reviewers: tuple[str, ...] = ()  # the drawn calls go round-robin to them (workspace queue)
     source: str = ""
     hash: str = ""
 
@@ -145,7 +146,7 @@ def parse_plan(text: str, file: str = "<plan>") -> SamplingPlan:
         random_share=float(number(doc, "random_share", 0.0, 0.0, 1.0)),
         min_duration_s=float(number(flt, "min_duration_s", 0.0, 0.0)),
         exclude_agents=ids(flt, "exclude_agents"), exclude_calls=ids(flt, "exclude_calls"),
-        source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+        reviewers=ids(doc, "reviewers"), source=file, hash=hashlib.sha256(text.encode()).hexdigest()[:16])
     raise_problems(ctx.problems, file)
     return plan
 
