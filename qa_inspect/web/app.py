@@ -135,8 +135,9 @@ def create_app(db: str, *, secret: str | None = None, audio_root: str | Path = "
         return page_or_json(request, 422, f"请求格式错误 / invalid request: {where}: {first.get('msg', '')}")
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    from qa_inspect.web import api, pages
+    from qa_inspect.web import api, pages, service
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(service.router)
     return app

@@ -30,6 +30,10 @@ POLICY: dict[str, frozenset[str]] = {
     "appeal.decide": frozenset({"supervisor", "admin"}),
     "audio": frozenset({"reviewer", "supervisor", "admin", "agent"}),
     "settings": frozenset({"reviewer", "supervisor", "admin", "agent"}),
+    "kpi.read": frozenset({"reviewer", "supervisor", "admin"}),
+    "complaint.read": frozenset({"reviewer", "supervisor", "admin"}),
+    "complaint.assign": frozenset({"supervisor", "admin"}),  # 派单
+    "complaint.step": frozenset({"reviewer", "supervisor", "admin"}),  # the owner's steps
 }
 
 
