@@ -79,3 +79,32 @@ def test_supervisor_reads_kpis_and_works_a_ticket(browser, server):
     events = t.locator(".events").inner_text()
     assert "派单 sup" in events and "签收 sup" in events and "首次处理 sup 已致歉并安排核查" in events
     w.close()
+
+
+def test_roles_csrf_and_order_are_checked(tmp_path, root, samples):
+    from fastapi.testclient import TestClient
+
+    from qa_inspect.store import open_store
+    from qa_inspect.web.app import create_app
+    from qa_inspect.workflow.complaints import list_tickets, process_calls
+    from web_helpers import login
+
+    db = str(build_db(tmp_path, root, samples))
+    with open_store(db) as st:
+        process_calls(st, list(st.results()))
+        tid = list_tickets(st)[0].ticket_id
+    agent = TestClient(create_app(db))
+    login(agent, "ag1")
+    assert agent.get("/kpi").status_code == 403 and agent.get("/complaints").status_code == 403
+    rev = TestClient(create_app(db))
+    csrf = login(rev, "rev1")
+    assert rev.post(f"/complaints/{tid}/receive", data={}).status_code == 403  # no CSRF token
+    assert rev.post(f"/complaints/{tid}/assign", data={"csrf": csrf, "owner": "rev1"}).status_code == 403
+    r = rev.post(f"/complaints/{tid}/handle", data={"csrf": csrf, "note": "x"}, follow_redirects=False)
+    assert r.status_code >= 400 and "签收" in r.text  # handle before receive: one clear message
+    r = rev.post(f"/complaints/{tid}/receive", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    with open_store(db) as st:
+        t = [x for x in list_tickets(st) if x.ticket_id == tid][0]
+        assert t.status == "received" and t.owner == "rev1"
+        assert [e[1:3] for e in st.ticket_events(tid)][-1] == ("receive", "rev1")
