@@ -246,3 +246,20 @@ def test_old_database_gets_its_facts(tmp_path):
     with open_store(db) as st:
         rows = kpi_table(st.kpi_rows("agent", "day"))
     assert [(r["key"], r["calls"], r["aht_s"], r["repeat_rate"]) for r in rows] == [("A", 1, 10.0, None)]
+
+
+def test_whole_range_kpis_and_the_agent_scorecard_shows_them(loaded):
+    """`all` gives one row per agent (on both databases); `report agents` shows each agent's
+    service KPIs, with the targets beside them."""
+    url, tmp = loaded
+    with open_store(url) as st:
+        rows = {r["key"]: r for r in kpi_table(st.kpi_rows("agent", "all"))}
+    assert set(rows) == {"A1", "A2"} and rows["A1"]["calls"] == 4 and rows["A1"]["aht_s"] == pytest.approx(130.0)
+    r = CliRunner().invoke(main, ["report", "agents", "--db", url, "--out", str(tmp / "cards")])
+    assert r.exit_code == 0, r.output
+    page = next(p for p in (tmp / "cards").glob("agent-*.html") if "A1" in p.read_text(encoding="utf-8"))
+    html = page.read_text(encoding="utf-8")
+    assert 'id="service-kpis"' in html
+    section = html[html.index('id="service-kpis"'):html.index("</section>", html.index('id="service-kpis"'))]
+    assert "平均处理时长" in section and "130.0" in section and "重复来电率" in section and "25.0%" in section
+    assert "90.0%" in section  # the FCR target beside the figure

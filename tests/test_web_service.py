@@ -48,6 +48,22 @@ def server(tmp_path_factory, root, samples):
         proc.wait(timeout=10)
 
 
+def test_home_page_leads_with_overdue_tickets(browser, server):
+    """The sample calls are weeks old: their tickets missed both clocks, and the home page (the
+    queue) lists them first, for reviewers and supervisors; an agent does not see them."""
+    w = Watch(browser, server)
+    p = w.login("sup")
+    card = p.locator("#overdue-tickets")
+    assert card.count() == 1 and "超时投诉工单" in card.inner_text()
+    assert "签收超" in card.inner_text() and "首次处理超" in card.inner_text()
+    first_card = p.locator("main section.card").first
+    assert first_card.get_attribute("id") == "overdue-tickets"
+    w.close()
+    w2 = Watch(browser, server)
+    assert w2.login("ag1").locator("#overdue-tickets").count() == 0
+    w2.close()
+
+
 def test_supervisor_reads_kpis_and_works_a_ticket(browser, server):
     w = Watch(browser, server)
     p = w.login("sup")

@@ -31,8 +31,8 @@ def _now(now: str | None):
 @click.option("--db", default="qa.db", show_default=True, help=DB_HELP)
 @click.option("--by", "by", type=click.Choice(["agent", "team", "queue"]), default="agent", show_default=True,
               help="Group by agent (坐席), team (班组) or queue (技能组).")
-@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True,
-              help="Day, ISO week or month of the call's own time.")
+@click.option("--period", type=click.Choice(["day", "week", "month", "all"]), default="day", show_default=True,
+              help="Day, ISO week or month of the call's own time; all: one row per group.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "xlsx"]), default="table", show_default=True)
 @click.option("--out", type=click.Path(), default=None, help="File to write (csv/xlsx; default kpi.csv / kpi.xlsx).")
 @click.option("--complaint-rule", "complaint_rules", default="customer_complaint,complaint_intent",

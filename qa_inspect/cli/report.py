@@ -65,8 +65,12 @@ def register(main: click.Group) -> None:
         with store_errors(db, store):
             results = select(store.results(), date_from=d0, date_to=d1, team=team)
             manual = manual_scores(store)
+            from qa_inspect.reports.kpi import kpi_table
+
+            kpis = {r["key"]: r for r in kpi_table(store.kpi_rows("agent", "all"))}  # service KPIs, in SQL
             paths = write_agent_reports(results, Path(out), period=period, manual=manual, redact=redact,
-                                        date_from=d0, date_to=d1, lang=lang or conf.language, tz=conf.tz)
+                                        date_from=d0, date_to=d1, lang=lang or conf.language, tz=conf.tz,
+                                        service_kpis=kpis)
         pages = [p for p in paths if p.suffix == ".html"]
         click.echo(f"scorecards: {len(results)} calls, {len(pages) - 1} pages"
                    f"{'' if manual else ' (no manual review scores found)'}")

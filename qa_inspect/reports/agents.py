@@ -421,9 +421,11 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
                         manual: Mapping[str, float] | None = None, redact: bool = True,
                         date_from: date | None = None, date_to: date | None = None,
                         generated_at: datetime | None = None, lang: str = "zh",
-                        tz: str = "Asia/Shanghai") -> list[Path]:
+                        tz: str = "Asia/Shanghai", service_kpis: Mapping[str, dict] | None = None) -> list[Path]:
     """Write the pages and the workbook (see the module doc); return their paths, index first.
     ``lang``: zh | en (pages, the workbook's sheets and headers); ``tz``: the team's time zone.
+    ``service_kpis``: the service KPIs per agent id (``reports.kpi.kpi_table`` rows over all stored
+    calls), shown on each agent's page with their targets.
 
     Pages first, each written aside and renamed into place, then the workbook, the index
     last: a report interrupted at any point never has an index linking a page that does not
@@ -434,7 +436,7 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = build(results, period=period, manual=manual, date_from=date_from, date_to=date_to)
     with use_lang(lang, tz):  # labels and times built in the views in the pages' language and zone
-        paths, index_html = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz)
+        paths, index_html = _write_pages(sc, results, out_dir, redact, generated_at, lang, tz, service_kpis or {})
     # write_workbook saves beside the target and renames it into place
     paths.append(write_workbook(sc, out_dir / XLSX_NAME, text=redact_text if redact else (lambda s: s),
                                 lang=lang, tz=tz))
@@ -444,7 +446,7 @@ def write_agent_reports(results: Sequence[CallResult], out_dir: Path, *, period:
 
 
 def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: str,
-                 tz: str) -> tuple[list[Path], str]:
+                 tz: str, service_kpis: Mapping[str, dict]) -> tuple[list[Path], str]:
     """The team and agent pages (written), and the index page's HTML (written last by the caller)."""
     from zoneinfo import ZoneInfo
 
@@ -463,8 +465,25 @@ def _write_pages(sc, results, out_dir: Path, redact: bool, generated_at, lang: s
     for t in sc.teams:
         paths.append(_write_aside(out_dir / f"{t.slug}.html", tpl.render(**common, **_team_view(sc, t))))
     for a in sc.agents:
-        paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(**common, **_agent_view(sc, a, text))))
+        paths.append(_write_aside(out_dir / f"{a.slug}.html", tpl.render(
+            **common, **_agent_view(sc, a, text), service=_service_rows(service_kpis.get(a.key), lang))))
     return paths, tpl.render(**common, **index)
+
+
+def _service_rows(row: dict | None, lang: str) -> list[tuple[str, str, str]]:
+    """(figure, value, target) of an agent's service KPIs; "—" for what is not known."""
+    from qa_inspect.reports.kpi import COLUMNS, fmt
+
+    if not row:
+        return []
+    targets = {"score_mean": ("score_target", "n"), "fcr": ("fcr_target", "pct")}
+    out = []
+    for k, zh, en, f in COLUMNS:
+        if k in ("key", "period") or k.endswith("_target"):
+            continue
+        t = targets.get(k)
+        out.append((en if lang == "en" else zh, fmt(row.get(k), f), fmt(row.get(t[0]), t[1]) if t else ""))
+    return out
 
 
 def _write_aside(path: Path, text: str) -> Path:

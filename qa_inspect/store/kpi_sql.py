@@ -110,7 +110,7 @@ def fact_rows(record: dict[str, Any]) -> tuple[tuple, list[tuple[str, str]]]:
 # the rules whose hit makes a call a complaint: customer_service_zh's and telecom_zh's
 COMPLAINT_RULES = ("customer_complaint", "complaint_intent")
 KPI_KEYS = {"agent": "agent_id", "team": "team", "queue": "queue"}
-KPI_PERIODS = {"day": "day", "week": "week", "month": "month"}
+KPI_PERIODS = {"day": "day", "week": "week", "month": "month", "all": ""}  # all: one row per group
 KPI_COLS = ("key", "period", "calls", "aht_s", "hold_share", "silence_share", "talk_ratio", "interruptions",
             "score_mean", "pass_rate", "complaint_rate", "sentiment_end", "repeat_rate", "repeat_base")
 
@@ -159,9 +159,12 @@ class KpiSQL:
         order. Rates are 0..1; None where no call of the group carries what the figure needs.
         A call is a complaint when one of ``complaint_rules`` hit in it."""
         key, per = KPI_KEYS[by], KPI_PERIODS[period]
+        # "all": one row per group (PostgreSQL refuses a constant in GROUP BY)
+        per_sel, group, order = ("''", f"f.{key}", f"f.{key}") if not per else \
+            (f"f.{per}", f"f.{key}, f.{per}", f"f.{per}, f.{key}")
         rules = tuple(complaint_rules) or ("",)
         sql = f"""
-SELECT f.{key}, f.{per}, COUNT(*),
+SELECT f.{key}, {per_sel}, COUNT(*),
   AVG(CASE WHEN f.talk_s IS NOT NULL THEN f.talk_s + COALESCE(f.hold_s, 0) + COALESCE(f.wrap_s, 0) END),
   SUM(f.hold_s) / NULLIF(SUM(CASE WHEN f.hold_s IS NOT NULL AND f.talk_s IS NOT NULL
                              THEN f.talk_s + f.hold_s + COALESCE(f.wrap_s, 0) END), 0),
@@ -175,7 +178,7 @@ SELECT f.{key}, f.{per}, COUNT(*),
                         AND g.ts <= f.ts + ? AND g.status = 'ok') THEN 1.0 ELSE 0.0 END),
   SUM(CASE WHEN f.customer = '' OR f.ts IS NULL THEN 0 ELSE 1 END)
 FROM call_facts f WHERE f.status = 'ok'
-GROUP BY f.{key}, f.{per} ORDER BY f.{per}, f.{key}"""
+GROUP BY {group} ORDER BY {order}"""
         # PostgreSQL averages 1.0/0.0 literals as NUMERIC: give every figure back as a float
         return [(k, p, int(n), *(None if v is None else float(v) for v in rest[:-1]), int(rest[-1] or 0))
                 for k, p, n, *rest in self._all(sql, (pass_mark, *rules, repeat_days * 86400.0))]

@@ -4,16 +4,18 @@ the call and appeal pages go through the JSON API (static/*.js); the pages' own 
 from __future__ import annotations
 
 import secrets
+import time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from qa_inspect.web.api import filters_from, page_args
-from qa_inspect.web.auth import (LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE, authorize, check_csrf,
+from qa_inspect.web.auth import (LOGIN_CSRF_COOKIE, POLICY, SESSION_COOKIE, SESSION_MAX_AGE, authorize, check_csrf,
                                  client_ip, current_user, same)
 from qa_inspect.web.i18n import translator
 from qa_inspect.workflow import accounts
+from qa_inspect.workflow import complaints as C
 from qa_inspect.workflow import workspace as W
 from qa_inspect.workflow.accounts import User
 
@@ -93,10 +95,15 @@ def queue_page(request: Request, user: User = Depends(current_user)):
     found = W.search_calls(store, f, page, per)
     mine = W.queue(store, user.name) if user.role in ("reviewer", "supervisor", "admin") else []
     appeals = W.list_open_appeals(store, user.agent_id) if user.role == "agent" else []
+    overdue = []  # the home page leads with the complaint tickets that missed a clock (投诉闭环)
+    if user.role in POLICY["complaint.read"]:
+        now = time.time()
+        overdue = [{"t": t, "late": "，".join(f"{c}超 {C.fmt_late(sec)}" for c, sec in t.overdue(now))}
+                   for t in C.list_tickets(store, now=now, overdue_only=True)]
     args = {k: v for k, v in request.query_params.items() if k != "page" and v}
     pages = {"prev": urlencode({**args, "page": page - 1}) if page > 1 else None,
              "next": urlencode({**args, "page": page + 1}) if page * found["per_page"] < found["total"] else None}
-    return render(request, "queue.html.j2", found=found, mine=mine, f=f, pages=pages, appeals=appeals,
+    return render(request, "queue.html.j2", found=found, mine=mine, f=f, pages=pages, appeals=appeals, overdue=overdue,
                   params=request.query_params, titles=found["rule_titles"])
 
 
