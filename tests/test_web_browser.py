@@ -4,9 +4,6 @@ playing; an agent appeals; a supervisor decides. No console error, no request le
 Skipped when /usr/bin/chromium or playwright is missing."""
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,16 +15,10 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from web_helpers import PASSWORD, build_db  # noqa: E402
+from web_helpers import PASSWORD, build_db, serving  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +35,8 @@ def server(tmp_path_factory, root, samples):
     assert r.exit_code == 0, r.output
     sid = json.loads(r.output[r.output.index("{"):])["sample_id"]
     assert CliRunner().invoke(main, ["assign", sid, "--reviewers", "rev1,rev2", "--db", db]).exit_code == 0
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen([sys.executable, "-m", "qa_inspect.cli", "serve", "--db", db, "--port", str(port),
-                             "--appeal-window-days", "365"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/login", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("serve exited: " + proc.stdout.read())
-                time.sleep(0.1)
+    with serving(db, root, "--appeal-window-days", "365") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

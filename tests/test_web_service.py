@@ -2,17 +2,13 @@
 Chromium against a real `qa-inspect serve`: a supervisor reads the KPIs, assigns a ticket,
 receives it and records the first handling; every step shows in the ticket's audit list.
 Skipped when /usr/bin/chromium or playwright is missing."""
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_web_browser import CHROMIUM, Watch, _free_port, browser  # noqa: F401
-from web_helpers import build_db
+from test_web_browser import CHROMIUM, Watch, browser  # noqa: F401
+from web_helpers import build_db, serving
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's Chromium is not installed", allow_module_level=True)
@@ -28,24 +24,8 @@ def server(tmp_path_factory, root, samples):
     with open_store(db) as st:
         opened, _ = process_calls(st, list(st.results()))
     assert opened >= 1  # the 12315 sample call
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "qa_inspect.cli", "serve", "--db", db, "--port", str(port)],
-                            env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/login", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("serve exited: " + proc.stdout.read())
-                time.sleep(0.1)
+    with serving(db, root) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_home_page_leads_with_overdue_tickets(browser, server):

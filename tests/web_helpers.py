@@ -2,10 +2,19 @@
 (fake transcriber: reference text, real audio decode), users of every role, and logging in."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from conftest import sample_manifest
 
@@ -87,3 +96,33 @@ def login(client, name: str, password: str = PASSWORD) -> str:
 
 def csrf_of(client) -> str:
     return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(db: str, root: Path, *extra: str):
+    """A real `qa-inspect serve` on a free 127.0.0.1 port over ``db``; yields its base URL once
+    it answers, and stops it afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "qa_inspect.cli", "serve", "--db", db, "--port", str(port),
+                             *extra], env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/login", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("serve exited: " + proc.stdout.read())
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
