@@ -2,7 +2,6 @@
 Chromium against a real `qa-inspect serve`: a supervisor reads the KPIs, assigns a ticket,
 receives it and records the first handling; every step shows in the ticket's audit list.
 Skipped when /usr/bin/chromium or playwright is missing."""
-import urllib.request
 from pathlib import Path
 
 import pytest
