@@ -25,7 +25,7 @@ from qa_inspect.reports.kpi import kpi_table, render_text
 from qa_inspect.store import open_store
 from qa_inspect.workflow.complaints import get_ticket, list_tickets, step, timely_rate
 from qa_inspect.workflow.db import WorkflowError
-from test_store_contract import pg_server  # noqa: F401  (the throwaway PostgreSQL server)
+from test_store_contract import pg_server, store_url  # noqa: F401  (the throwaway PostgreSQL server, a fresh database on it)
 
 CST = timezone(timedelta(hours=8))
 NEUTRAL = "我想查一下这个月的话费"
@@ -49,22 +49,10 @@ CALLS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "q.db")
-        return
-    import uuid
-
-    import psycopg
-
-    admin = request.getfixturevalue("pg_server")
-    name = "k_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    yield admin.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+@pytest.fixture
+def db_url(store_url):
+    """A fresh database, SQLite and PostgreSQL (the store contract's fixture)."""
+    return store_url
 
 
 @pytest.fixture
