@@ -142,29 +142,3 @@ def test_embed_is_normalised_and_cached():
     assert v.shape == (3, 512)
     assert abs(float((v * v).sum(axis=1).max()) - 1.0) < 1e-5
     assert (v[0] == v[1]).all()
-
-
-def test_utterance_vectors_are_stored_with_the_transcripts_and_read_back(tmp_path, monkeypatch):
-    """With a results database attached, each utterance is embedded once per database: after
-    the in-memory cache is gone (a new process, a re-score) the vectors come from the table."""
-    from qa_inspect.enrich import embeddings
-    from qa_inspect.store import open_store
-
-    store = open_store(tmp_path / "qa.db")
-    try:
-        texts = ["非常抱歉让您久等了", "请问还有什么可以帮您"]
-        embeddings.clear_cache()
-        first = embeddings.embed(texts)
-        assert embeddings.stored_count() == 2
-        embeddings.clear_cache()
-
-        def no_model():
-            raise AssertionError("the encoder ran although the vectors were stored")
-
-        monkeypatch.setattr(embeddings, "model", no_model)
-        again = embeddings.embed(texts + texts[:1])
-        assert np.allclose(again[:2], first) and np.allclose(again[2], first[0])
-    finally:
-        store.close()
-        embeddings.persist_to(None)
-        embeddings.clear_cache()

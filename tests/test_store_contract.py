@@ -406,6 +406,8 @@ def test_similar_to_vectors_are_kept_in_the_store(store_url, monkeypatch):
         with open_store(store_url):
             monkeypatch.setattr(embeddings, "model", no_model)
             assert np.allclose(embeddings.embed(texts[::-1]), first[::-1])
+            again = embeddings.embed(texts + texts[:1])  # a text twice in one batch: read once, given twice
+            assert np.allclose(again[:2], first) and np.allclose(again[2], first[0])
     finally:
         embeddings.persist_to(None)
         embeddings.clear_cache()

@@ -23,7 +23,7 @@ from qa_inspect.speech import decode as audio_mod
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchSummary", "PackSet", "Transcriber", "error_result", "plan_item", "process_item",
-           "results_for", "run_batch", "score_transcript"]
+           "results_for", "run_batch", "score_transcript", "undone"]
 
 
 class Transcriber(Protocol):
@@ -91,6 +91,20 @@ def plan_item(item: WorkItem, packs: PackSet, store, key: str,
     return scored, cfg, not force and not item.error and store.done(item.call.call_id, cfg)
 
 
+def undone(items: Sequence[WorkItem], packs: PackSet, store, key: str, force: bool, summary: BatchSummary,
+           on_progress, t0: float) -> Iterable[tuple[WorkItem, ScoredPack, str]]:
+    """``(item, scored pack, config hash)`` of each item not done yet under its config; a done
+    one is counted as skipped and reported to ``on_progress`` (with ``None``). The one place a
+    batch decides what to skip, for every executor."""
+    for item in items:
+        scored, cfg, done = plan_item(item, packs, store, key, force)
+        if done:
+            summary.skipped += 1
+            summary.notify(on_progress, t0, item, None)
+            continue
+        yield item, scored, cfg
+
+
 def process_item(item: WorkItem, scored: ScoredPack, store,
                  get_transcriber: Callable[[], Transcriber], key: str,
                  summary: BatchSummary, enrich_cfg: EnrichConfig | None = None) -> CallResult:
@@ -155,12 +169,7 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
     key = stage_key(asr_key, enrich_cfg)
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
-    for item in items:
-        scored, _cfg, done = plan_item(item, packs, store, key, force)
-        if done:
-            summary.skipped += 1
-            summary.notify(on_progress, t0, item, None)
-            continue
+    for item, scored, _cfg in undone(items, packs, store, key, force, summary, on_progress, t0):
         res = process_item(item, scored, store, get_transcriber, key, summary, enrich_cfg)
         store.put_result(res)
         summary.record(res)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
 from qa_inspect.batch.orphans import worker_process_setup
-from qa_inspect.batch.pipeline import BatchSummary, plan_item, process_item, run_batch
+from qa_inspect.batch.pipeline import BatchSummary, process_item, run_batch, undone
 from qa_inspect.batch.score import PackSet, asr_part, error_result, score_transcript, stage_key
 from qa_inspect.enrich import EnrichConfig, enrich
 from qa_inspect.errors import QAError
@@ -353,12 +353,7 @@ def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force:
     no_transcriber = _no_transcriber
 
     jobs: list[Job] = []
-    for item in items:
-        scored, cfg, done = plan_item(item, packs, store, key, force)
-        if done:
-            summary.skipped += 1
-            summary.notify(on_progress, t0, item, None)
-            continue
+    for item, scored, cfg in undone(items, packs, store, key, force, summary, on_progress, t0):
         if given is not None and not item.error and item.transcript is not None:
             given.append((item, scored, cfg))
             continue
@@ -368,7 +363,7 @@ def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force:
         try:
             ahash = audio_mod.file_hash(item.call.path)
             tr = store.get_transcript(ahash, key)
-            raw_cached = tr is None and store.get_transcript(ahash, asr_part(key)) is not None
+            raw_cached = tr is None and store.has_transcript(ahash, asr_part(key))
         except Exception:
             # unreadable file: the in-process path gives the exact same error row
             finish(item, process_item(item, scored, store, no_transcriber, key, summary, enrich_cfg))

@@ -74,6 +74,7 @@ CREATE INDEX IF NOT EXISTS results_agent ON results(agent_id, started_at);
 
 class Store(Protocol):
     def get_transcript(self, audio_hash: str, asr_key: str) -> Transcript | None: ...
+    def has_transcript(self, audio_hash: str, asr_key: str) -> bool: ...
     def put_transcript(self, audio_hash: str, asr_key: str, transcript: Transcript) -> None: ...
     def done(self, call_id: str, config_hash: str) -> bool: ...
     def put_result(self, result: CallResult) -> None: ...
@@ -119,6 +120,11 @@ class SQLStoreBase:
         row = self.db.execute(self._q("SELECT transcript FROM transcripts WHERE audio_hash=? AND asr_key=?"),
                               (audio_hash, asr_key)).fetchone()
         return Transcript.from_dict(loads(row[0])) if row else None
+
+    def has_transcript(self, audio_hash: str, asr_key: str) -> bool:
+        """Whether a transcript is stored under this key (nothing is read or parsed)."""
+        return self.db.execute(self._q("SELECT 1 FROM transcripts WHERE audio_hash=? AND asr_key=?"),
+                               (audio_hash, asr_key)).fetchone() is not None
 
     def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]:
         """Every (ASR config key, transcript) stored for this audio."""
