@@ -51,3 +51,22 @@ def test_report_agents_and_rescore_check_out_first(tmp_path, samples):
     r = CliRunner().invoke(main, ["report", "agents", "--db", str(db), "--out", str(f / "sub")])
     assert r.exit_code == 2 and f"{f / 'sub'}: cannot write the report folder" in r.output, r.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # rescore stopped before writing
+
+
+def test_run_report_over_the_page_limit_keeps_every_call_in_the_csv(tmp_path, samples, monkeypatch):
+    """`run` builds its report from the run's stored results a page at a time; over the page's
+    call limit the page says so and points at the CSV, which holds every call."""
+    import csv
+
+    monkeypatch.setenv("QA_INSPECT_REPORT_MAX_CALLS", "3")
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")
+    out = tmp_path / "rep"
+    r, _db = _run(tmp_path, samples, out)
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="calls-cut"' in html and "QA_INSPECT_REPORT_MAX_CALLS" in html
+    with open(out / "report.csv", encoding="utf-8-sig", newline="") as f:
+        ids = [row["call_id"] for row in csv.DictReader(f)]
+    with open(samples / "transcripts.jsonl", encoding="utf-8") as f:
+        assert ids == [__import__("json").loads(x)["call_id"] for x in f if x.strip()]  # input order
+    assert len(ids) == 13 and html.count("<details id=\"call-") < 13

@@ -264,3 +264,40 @@ def test_engine_reasons_in_plain_chinese():
     assert reason_text("pass", "max_silence_s = 0.6, not ≥ 10") == "最长静音 0.6（阈值 ≥ 10，未触发）"
     assert reason_text("fail", miss, title="x", which="en") == "not found: x"
     assert reason_text("pass", "something new") == "something new"  # unknown text: unchanged
+
+
+def test_a_large_batch_page_shows_the_worst_and_alerted_calls_and_the_csv_holds_every_call(tmp_path):
+    """A batch over the page's limit: the page keeps the lowest scores, the alerted calls and the
+    error rows up to the limit (memory bounded by the limit, not the batch); every call is in
+    report.csv, every alert in alerts.csv, and the page says how many more there are."""
+    import csv as _csv
+
+    base = _results()
+    results = []
+    for k in range(12):  # 12 copies of the four kinds of call, with distinct ids and scores
+        for r in base:
+            sc = r.score if r.score is None else replace(r.score, score=max(0.0, r.score.score - k))
+            results.append(replace(r, call=replace(r.call, call_id=f"{r.call.call_id}-{k:02d}"), score=sc))
+    out = tmp_path / "big"
+    write_batch_report(iter(results), out, max_calls=5)  # any iterable: a generator from the store
+    html = (out / "report.html").read_text(encoding="utf-8")
+    ids_on_page = set(re.findall(r'<details id="call-\d+">\s*<summary>[^<]*?(C-[A-Z]+-\d\d)', html))
+    scored = sorted((r for r in results if r.status == "ok"), key=lambda r: (r.score.score, r.call.call_id))
+    worst = {r.call.call_id for r in scored[:5]}
+    assert worst <= ids_on_page
+    assert len(ids_on_page) <= 10  # the worst 5 and the calls of the first 5 alerts, no more
+    assert 'id="calls-cut"' in html and 'id="alerts-cut"' in html and 'id="errors-cut"' in html
+    assert re.search(r"<h2>通话列表 \(\d+ / 36\)</h2>", html)  # shown / all ok calls
+    assert "<h2>错误 (12)</h2>" in html and html.count("<td>C-ERR-") == 5
+    with open(out / "report.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(_csv.DictReader(f))
+    assert [r["call_id"] for r in rows] == [r.call.call_id for r in results]  # every call, input order
+    with open(out / "alerts.csv", encoding="utf-8-sig", newline="") as f:
+        alert_rows = list(_csv.reader(f))[1:]
+    small = tmp_path / "small"
+    write_batch_report(results, small, max_calls=1000)
+    with open(small / "alerts.csv", encoding="utf-8-sig", newline="") as f:
+        assert list(_csv.reader(f))[1:] == alert_rows  # the cut page loses no alert from the CSV
+    full = (small / "report.html").read_text(encoding="utf-8")
+    assert 'id="calls-cut"' not in full and 'id="alerts-cut"' not in full
+    assert len(re.findall(r'<details id="call-\d+">', full)) == 36

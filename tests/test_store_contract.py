@@ -171,6 +171,17 @@ def test_raw_results_pages_by_key_while_rows_are_rewritten(store_url):
         assert seen == [f"c{i:02d}" for i in range(7)]
 
 
+def test_results_of_reads_the_given_calls_a_page_at_a_time_in_the_given_order(store_url):
+    with open_store(store_url) as st:
+        st.put_results([_result(f"c{i:02d}", started=f"2026-11-23T09:{59 - i:02d}:00+08:00") for i in range(7)]
+                       + [_result("e", status="error")])
+        wanted = ["c05", "e", "nope", "c00", "c03", "c06", "c01"]
+        got = [r.call.call_id for r in st.results_of(iter(wanted), batch=2)]
+        assert got == ["c05", "e", "c00", "c03", "c06", "c01"]  # the order given; unknown ids skipped
+        assert st.get_result("c03").to_dict() == next(st.results_of(["c03"])).to_dict()
+        assert list(st.results_of([])) == []
+
+
 def test_batch_and_rescore_give_the_same_rows_in_every_store(store_url, root, samples, tmp_path):
     """The whole workflow on the store: run (fake ASR), skip on re-run, re-score in chunks."""
     zh, en = load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")

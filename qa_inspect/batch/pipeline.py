@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
@@ -180,9 +180,7 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
     return summary
 
 
-def results_for(store, call_ids: Iterable[str]) -> list[CallResult]:
-    """The stored results of these calls (the batch report of one run)."""
-    ids = set(call_ids)
-    return [r for r in store.results() if r.call.call_id in ids]
-
-
+def results_for(store, call_ids: Iterable[str]) -> Iterator[CallResult]:
+    """The stored results of these calls, in the order given, read a page at a time (the batch
+    report of one run, in bounded memory)."""
+    return store.results_of(call_ids)

@@ -74,8 +74,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
     from qa_inspect.batch.inputs import customer_key, read_input
-    from qa_inspect.batch.pipeline import results_for, run_batch
-    from qa_inspect.reports.batch import write_batch_report
+    from qa_inspect.batch.pipeline import run_batch
     from qa_inspect.store import open_store
 
     from qa_inspect.cli.config import load_config, load_packs, report_options
@@ -155,17 +154,18 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
             else:
                 summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
                                     on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
-        results = results_for(store, (it.call.call_id for it in items))
+        # one pass over this run's stored results, a page at a time: report, alerts, complaint facts
+        report, complaint_calls = _gather(store, (it.call.call_id for it in items), ropts)
         zh = ropts["lang"] == "zh"
-        tickets = _complaint_tickets(store, results, ropts)
-        html = write_batch_report(results, Path(out), **ropts, tickets=tickets, summary={
+        tickets = _complaint_tickets(store, complaint_calls)
+        html = report.write(Path(out), lang=ropts["lang"], tz=ropts["tz"], tickets=tickets, summary={
             "规则包" if zh else "rule packs": packs.describe(),
             "已处理过（跳过）" if zh else "skipped (already done)": summary.skipped,
             "耗时" if zh else "wall time": f"{summary.wall_s:.1f} s",
             "实时率（耗时/音频）" if zh else "real-time factor (wall / audio)":
                 summary.wall_rtf if summary.wall_rtf is not None else "—",
             "识别实时率" if zh else "ASR real-time factor": summary.rtf if summary.rtf is not None else "—"})
-        alert_line = _alert_line(results, ropts)
+        alert_line = _alert_line(report, ropts)
     except QAError as e:
         _fail(e)
     except KeyboardInterrupt:
@@ -190,12 +190,28 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     sys.exit(1 if summary.errors else 0)
 
 
-def _complaint_tickets(store, results, ropts) -> list[dict]:
+def _gather(store, call_ids, ropts):
+    """The run's batch report (``reports.batch.BatchReport``) and its calls' complaint facts,
+    from one pass over its stored results, read a page at a time: a batch of any size."""
+    from qa_inspect.batch.pipeline import results_for
+    from qa_inspect.reports.batch import BatchReport
+    from qa_inspect.workflow.complaints import complaint_call
+
+    report = BatchReport(alert_policies=ropts["alert_policies"], rule_descriptions=ropts["rule_descriptions"])
+    policies, calls, now = ropts["alert_policies"] or {}, [], time.time()
+    for r in results_for(store, call_ids):
+        report.add(r)
+        if r.status == "ok":
+            calls.append(complaint_call(r, policies.get(r.pack_id), now=now))
+    return report, calls
+
+
+def _complaint_tickets(store, complaint_calls) -> list[dict]:
     """Open or attach complaint tickets for this run's calls (issue 15); the open tickets as
     report rows, overdue first."""
-    from qa_inspect.workflow.complaints import STATUS_LABELS, fmt_late, list_tickets, process_calls
+    from qa_inspect.workflow.complaints import STATUS_LABELS, fmt_late, list_tickets, process_complaint_calls
 
-    opened, attached = process_calls(store, results, alert_policies=ropts["alert_policies"])
+    opened, attached = process_complaint_calls(store, complaint_calls)
     if opened or attached:
         click.echo(f"投诉工单 / complaint tickets: {opened} opened, {attached} repeat call(s) attached")
     now = time.time()
@@ -205,12 +221,11 @@ def _complaint_tickets(store, results, ropts) -> list[dict]:
             for t in list_tickets(store, now=now) if t.status != "closed"]
 
 
-def _alert_line(results, ropts) -> str:
+def _alert_line(report, ropts) -> str:
     """"alerts: 8 of 13 calls (61.5%): 紧急 2, 高 1, 关注 5"."""
-    from qa_inspect.reports.alerts import LEVEL_LABELS, alert_counts, collect_alerts
+    from qa_inspect.reports.alerts import LEVEL_LABELS, alert_counts
 
-    ok = sum(1 for r in results if r.status == "ok")
-    alerts = collect_alerts(results, ropts["alert_policies"])
+    ok, alerts = report.counts["ok"], report.alerts
     share = f" ({len(alerts) / ok:.1%})" if ok else ""
     labels = LEVEL_LABELS[ropts["lang"]]
     return (f"alerts: {len(alerts)} of {ok} call(s){share}: "
@@ -316,7 +331,7 @@ def rescore(db, rules_paths, out, scorecard_paths=(), config_path=None, lang=Non
 def _write_report(store, out, ropts: dict, summary: dict):
     from qa_inspect.reports.batch import write_batch_report
 
-    return write_batch_report(list(store.results()), Path(out), summary=summary, **ropts)
+    return write_batch_report(store.results(), Path(out), summary=summary, **ropts)  # streamed: any size
 
 
 @main.command(context_settings=CONTEXT)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import jinja2
 
@@ -25,7 +25,7 @@ from qa_inspect.reports.cells import write_csv, write_text
 from qa_inspect.reports.i18n import local_time, reason_text, template_env, tr, use_lang
 from qa_inspect.reports.points import fmt_points, item_points, lost_items, points_lost
 from qa_inspect.reports.alerts import (ALERTS_CSV, LEVEL_LABELS, REASON_LABELS, Alert, AlertPolicy, alert_counts,
-                                       collect_alerts, talk_metrics, write_alerts_csv)
+                                       call_alerts, talk_metrics, write_alerts_csv)
 from qa_inspect.rules.explain import evidence_terms
 from qa_inspect.text import highlight as text_highlight, mmss
 
@@ -260,115 +260,201 @@ def _alert_view(a: Alert, c: _CallView, lang: str) -> _AlertView:
         evidence=_evidence_view(e) if e is not None else None, others=a.others(lang))
 
 
-def _summary(results: Sequence[CallResult], extra: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    scores = [r.score.score for r in results
-              if r.status != "error" and r.score is not None and _is_num(r.score.score)]
-    durs = [d for d in (_duration(r) for r in results) if d is not None]
-    rows = [
-        (tr("通话总数 / Calls"), str(len(results))),
-        (tr("成功 / OK"), str(sum(1 for r in results if r.status == "ok"))),
-        (tr("错误 / Errors"), str(sum(1 for r in results if r.status == "error"))),
-        (tr("平均分 / Mean score"), _num(sum(scores) / len(scores), 1) if scores else "—"),
-        (tr("一票否决 / Fatal"), str(sum(1 for r in results if r.score is not None and r.score.fatal))),
-        (tr("风险通话 / Risk calls"), str(sum(1 for r in results if r.risk_hits))),
-        (tr("音频时长(小时) / Audio hours"), _num(sum(durs) / 3600.0, 2) if durs else "0"),
-    ]
-    for k, v in (extra or {}).items():
-        rows.append((tr(str(k)), _num(v) if _is_num(v) else str(v)))
-    return rows
-
-
 # --------------------------------------------------------------------------- writers
 
 def _env(lang: str = "zh") -> jinja2.Environment:
     return template_env(_TEMPLATE_DIR, lang)
 
 
-def render_batch_html(results: Sequence[CallResult], *, title: str = DEFAULT_TITLE,
+def _summary_rows(counts: Mapping[str, Any], extra: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    n_scores = counts["scored"]
+    rows = [
+        (tr("通话总数 / Calls"), str(counts["calls"])),
+        (tr("成功 / OK"), str(counts["ok"])),
+        (tr("错误 / Errors"), str(counts["errors"])),
+        (tr("平均分 / Mean score"), _num(counts["score_sum"] / n_scores, 1) if n_scores else "—"),
+        (tr("一票否决 / Fatal"), str(counts["fatal"])),
+        (tr("风险通话 / Risk calls"), str(counts["risky"])),
+        (tr("音频时长(小时) / Audio hours"), _num(counts["audio_s"] / 3600.0, 2) if counts["timed"] else "0"),
+    ]
+    for k, v in (extra or {}).items():
+        rows.append((tr(str(k)), _num(v) if _is_num(v) else str(v)))
+    return rows
+
+
+# --------------------------------------------------------------------------- the report, in one pass
+
+REPORT_MAX_CALLS = 500  # calls shown on the page with their details; every call is in report.csv
+MAX_CALLS_ENV = "QA_INSPECT_REPORT_MAX_CALLS"
+
+
+def report_max_calls() -> int:
+    """The page's call limit: ``$QA_INSPECT_REPORT_MAX_CALLS`` (a positive whole number), else 500."""
+    import os
+
+    v = os.environ.get(MAX_CALLS_ENV, "").strip()
+    return int(v) if v.isdigit() and int(v) > 0 else REPORT_MAX_CALLS
+
+
+class BatchReport:
+    """The batch report built in one pass over the results, in memory bounded by the page's
+    call limit, not by the batch: every call is counted and goes to ``report.csv``, every
+    alert to ``alerts.csv``; the page shows the ``max_calls`` lowest-scored calls, the calls of
+    the first ``max_calls`` alerts (urgent first, worst score first) and the first ``max_calls``
+    error rows, with their details, and says how many more the CSV files hold. A batch within
+    the limit gets the whole page, as before. ``add`` each result, then ``write`` or ``html``."""
+
+    def __init__(self, *, alert_policies: Mapping[str, AlertPolicy] | None = None,
+                 rule_descriptions: Mapping[tuple[str, str], str] | None = None,
+                 max_calls: int | None = None) -> None:
+        self.policies = alert_policies
+        self.descriptions = rule_descriptions
+        self.max_calls = max_calls or report_max_calls()
+        self.counts: dict[str, Any] = dict(calls=0, ok=0, errors=0, scored=0, score_sum=0.0, fatal=0,
+                                           risky=0, audio_s=0.0, timed=0)
+        self.rows: list[list[str]] = []  # report.csv, in the order the results came
+        self.alerts: list[Alert] = []
+        self._worst: list[tuple[float, str, int, CallResult]] = []  # lowest scores kept
+        self._alerted: list[tuple[tuple, int, CallResult]] = []  # calls of the first alerts kept
+        self._errors: list[tuple[int, CallResult]] = []
+
+    def add(self, r: CallResult) -> None:
+        i, c, sc = self.counts["calls"], self.counts, r.score
+        c["calls"] += 1
+        c["ok"] += r.status == "ok"
+        c["errors"] += r.status == "error"
+        if r.status != "error" and sc is not None and _is_num(sc.score):
+            c["scored"] += 1
+            c["score_sum"] += sc.score
+        c["fatal"] += bool(sc is not None and sc.fatal)
+        c["risky"] += bool(r.risk_hits)
+        d = _duration(r)
+        if d is not None:
+            c["timed"] += 1
+            c["audio_s"] += d
+        row = _csv_row(r)
+        self.rows.append([row[k] for k in CSV_COLUMNS])
+        if r.status == "error":
+            if len(self._errors) < self.max_calls:
+                self._errors.append((i, r))
+            return
+        score = float(sc.score) if sc is not None and _is_num(sc.score) else math.inf
+        self._worst.append((score, r.call.call_id, i, r))
+        if len(self._worst) >= 2 * self.max_calls:  # amortised: sort and cut now and then
+            self._worst = sorted(self._worst, key=lambda x: x[:3])[:self.max_calls]
+        a = call_alerts(r, (self.policies or {}).get(r.pack_id))
+        if a is not None:
+            self.alerts.append(a)
+            self._alerted.append((_alert_key(a), i, r))
+            if len(self._alerted) >= 2 * self.max_calls:
+                self._alerted = sorted(self._alerted, key=lambda x: x[:2])[:self.max_calls]
+
+    def extend(self, results: Iterable[CallResult]) -> "BatchReport":
+        for r in results:
+            self.add(r)
+        return self
+
+    def sorted_alerts(self) -> list[Alert]:
+        """Every alert of the batch in page order (``alerts.collect_alerts``' order)."""
+        return sorted(self.alerts, key=_alert_key)
+
+    def html(self, *, title: str = DEFAULT_TITLE, summary: Mapping[str, Any] | None = None,
+             generated_at: datetime | None = None, lang: str = "zh", tz: str = DEFAULT_TZ,
+             tickets: Sequence[Mapping[str, Any]] = ()) -> str:
+        with use_lang(lang, tz):  # labels and times built in the views in the page's language and zone
+            return self._render(title, summary, generated_at, lang, tz, tickets)
+
+    def _render(self, title, summary, generated_at, lang, tz, tickets) -> str:
+        kept: dict[int, CallResult] = {i: r for _s, _c, i, r in sorted(self._worst, key=lambda x: x[:3])[:self.max_calls]}
+        kept.update((i, r) for _k, i, r in sorted(self._alerted, key=lambda x: x[:2])[:self.max_calls])
+        views = {i: _call_view(i, r, self.descriptions) for i, r in kept.items()}
+        calls = sorted(views.values(), key=lambda v: (v.score_sort, v.call_id))
+        errors = [_call_view(i, r, self.descriptions) for i, r in self._errors]
+        # one line per call: urgent first, then high; the watch level is folded (issue 14)
+        by_id = {v.call_id: v for v in calls}
+        alert_list = self.sorted_alerts()
+        alerts = [_alert_view(a, by_id[a.call_id], lang) for a in alert_list[:self.max_calls]
+                  if a.call_id in by_id]
+        n_ok = self.counts["calls"] - self.counts["errors"]
+        zone = ZoneInfo(tz)  # the team's time zone: the header is not UTC while the calls are +08:00
+        now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
+        return _env(lang).get_template("batch.html.j2").render(
+            title=tr(title), generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})",
+            summary=_summary_rows(self.counts, summary),
+            alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
+            alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
+            calls=calls, errors=errors, tickets=list(tickets),
+            alerts_total=len(alert_list), calls_total=n_ok, errors_total=self.counts["errors"],
+        )
+
+    def write(self, out_dir: Path, *, title: str = DEFAULT_TITLE, summary: Mapping[str, Any] | None = None,
+              lang: str = "zh", tz: str = DEFAULT_TZ, tickets: Sequence[Mapping[str, Any]] = ()) -> Path:
+        """Write ``out_dir/report.html``, ``report.csv`` (every call) and ``alerts.csv`` (every
+        alert); return the HTML path."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
+        write_text(html_path, self.html(title=title, summary=summary, lang=lang, tz=tz, tickets=tickets))
+        write_csv(csv_path, list(CSV_COLUMNS), self.rows)
+        # calls to act on today, one row per reason, with the evidence sentence and its time
+        with use_lang(lang):
+            write_alerts_csv(self.sorted_alerts(), out_dir / ALERTS_CSV, lang=lang)
+        log.info("batch report: %d calls -> %s, %s", self.counts["calls"], html_path, csv_path)
+        return html_path
+
+
+def _alert_key(a: Alert) -> tuple:
+    return (a.priority, a.score if a.score is not None else math.inf, a.call_id)
+
+
+def render_batch_html(results: Iterable[CallResult], *, title: str = DEFAULT_TITLE,
                       summary: Mapping[str, Any] | None = None,
                       generated_at: datetime | None = None,
                       alert_policies: Mapping[str, AlertPolicy] | None = None,
                       lang: str = "zh", tz: str = DEFAULT_TZ,
                       rule_descriptions: Mapping[tuple[str, str], str] | None = None,
-                      tickets: Sequence[Mapping[str, Any]] = ()) -> str:
+                      tickets: Sequence[Mapping[str, Any]] = (), max_calls: int | None = None) -> str:
     """The report page as a string (``write_batch_report`` writes it). ``alert_policies``:
     pack id -> ``alerts.alert_policy(pack)`` (the pack's alert levels); ``lang``: zh | en;
     ``tz``: the team's time zone (the page's times are shown there). ``tickets``: open
     complaint tickets as display rows (id, grade, status, customer, opened_at, owner, late),
-    overdue first — listed above the alerts (issue 15)."""
-    with use_lang(lang, tz):  # labels and times built in the views in the page's language and zone
-        return _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions,
-                       tickets)
+    overdue first — listed above the alerts (issue 15). ``max_calls``: see ``BatchReport``."""
+    b = BatchReport(alert_policies=alert_policies, rule_descriptions=rule_descriptions, max_calls=max_calls)
+    return b.extend(results).html(title=title, summary=summary, generated_at=generated_at, lang=lang, tz=tz,
+                                  tickets=tickets)
 
 
-def _render(results, title, summary, generated_at, alert_policies, lang, tz, rule_descriptions,
-            tickets=()) -> str:
-    views = [_call_view(i, r, rule_descriptions) for i, r in enumerate(results)]
-    errors = [v for v in views if v.status == "error"]
-    calls = sorted((v for v in views if v.status != "error"),
-                   key=lambda v: (v.score_sort, v.call_id))
-    # one line per call: urgent first, then high; the watch level is folded (issue 14)
-    by_id = {v.call_id: v for v in calls}
-    alert_list = collect_alerts(results, alert_policies)
-    alerts = [_alert_view(a, by_id[a.call_id], lang) for a in alert_list if a.call_id in by_id]
-    zone = ZoneInfo(tz)  # the team's time zone: the header is not UTC while the calls are +08:00
-    now = (generated_at or datetime.now(zone)).astimezone(zone).replace(microsecond=0)
-    return _env(lang).get_template("batch.html.j2").render(
-        title=tr(title), generated_at=f"{now:%Y-%m-%d %H:%M:%S} ({tz}, UTC{now:%z})", summary=_summary(results, summary),
-        alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
-        alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
-        calls=calls, errors=errors, tickets=list(tickets),
-    )
+def _csv_row(r: CallResult) -> dict[str, str]:
+    c, sc = r.call, r.score
+    return {
+        # every cell is neutralised against formulas by reports.cells.write_csv
+        "call_id": c.call_id, "agent_id": c.agent_id,
+        "agent_name": (c.agent_name), "team": (c.team),
+        "started_at": c.started_at, "status": r.status,
+        "error": (r.error), "duration_s": _num(_duration(r), 3),
+        "score": _num(sc.score) if sc is not None else "",
+        "grade": (sc.grade or "") if sc is not None else "",
+        "fatal": "true" if sc is not None and sc.fatal else "false",
+        "failed_items": ";".join(x.rule_id for x in r.failed),
+        "risk_hits": ";".join(x.rule_id for x in r.risk_hits),
+        "deductions_total": _num(_deductions_total(r)) if r.rules or sc is not None else "",
+        # per item, the points the score counted: "closing:-20;self_introduction:-8"
+        "item_points": ";".join(f"{rid}:{fmt_points(p)}" for rid, p in item_points(r).items() if p),
+    }
 
 
-def _csv_rows(results: Sequence[CallResult]) -> list[dict[str, str]]:
-    rows = []
-    for r in results:
-        c, sc = r.call, r.score
-        rows.append({
-            # every cell is neutralised against formulas by reports.cells.write_csv
-            "call_id": c.call_id, "agent_id": c.agent_id,
-            "agent_name": (c.agent_name), "team": (c.team),
-            "started_at": c.started_at, "status": r.status,
-            "error": (r.error), "duration_s": _num(_duration(r), 3),
-            "score": _num(sc.score) if sc is not None else "",
-            "grade": (sc.grade or "") if sc is not None else "",
-            "fatal": "true" if sc is not None and sc.fatal else "false",
-            "failed_items": ";".join(x.rule_id for x in r.failed),
-            "risk_hits": ";".join(x.rule_id for x in r.risk_hits),
-            "deductions_total": _num(_deductions_total(r)) if r.rules or sc is not None else "",
-            # per item, the points the score counted: "closing:-20;self_introduction:-8"
-            "item_points": ";".join(f"{rid}:{fmt_points(p)}" for rid, p in item_points(r).items() if p),
-        })
-    return rows
-
-
-def write_batch_report(results: Sequence[CallResult], out_dir: Path, *,
+def write_batch_report(results: Iterable[CallResult], out_dir: Path, *,
                        title: str = DEFAULT_TITLE,
                        summary: Mapping[str, Any] | None = None,
                        alert_policies: Mapping[str, AlertPolicy] | None = None,
                        lang: str = "zh", tz: str = DEFAULT_TZ,
                        rule_descriptions: Mapping[tuple[str, str], str] | None = None,
-                       tickets: Sequence[Mapping[str, Any]] = ()) -> Path:
+                       tickets: Sequence[Mapping[str, Any]] = (), max_calls: int | None = None) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/report.csv`` and ``out_dir/alerts.csv``
     (see ``qa_inspect.reports.alerts``); return the HTML path.
 
     ``summary`` adds key/value counters to the page header (e.g. pack id, model).
     The CSV is UTF-8 with a BOM so Excel opens Chinese text correctly.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path, csv_path = out_dir / HTML_NAME, out_dir / CSV_NAME
-
-    html = render_batch_html(results, title=title, summary=summary, alert_policies=alert_policies,
-                             lang=lang, tz=tz, rule_descriptions=rule_descriptions, tickets=tickets)
-    write_text(html_path, html)
-
-    rows = _csv_rows(results)
-    write_csv(csv_path, list(CSV_COLUMNS), [[row[k] for k in CSV_COLUMNS] for row in rows])
-    # calls to act on today, one row per reason, with the evidence sentence and its time
-    with use_lang(lang):
-        write_alerts_csv(collect_alerts(results, alert_policies), out_dir / ALERTS_CSV, lang=lang)
-
-    log.info("batch report: %d calls -> %s, %s", len(results), html_path, csv_path)
-    return html_path
+    b = BatchReport(alert_policies=alert_policies, rule_descriptions=rule_descriptions, max_calls=max_calls)
+    return b.extend(results).write(out_dir, title=title, summary=summary, lang=lang, tz=tz, tickets=tickets)

@@ -8,6 +8,7 @@ kept by each driver (``get_vectors`` / ``put_vectors``).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ class Store(Protocol):
     def asr_keys(self, audio_hash: str) -> list[tuple[str, Transcript]]: ...
     def call_ids(self, status: str | None = None) -> list[str]: ...
     def results(self) -> Iterator[CallResult]: ...
+    def results_of(self, call_ids: Iterable[str], batch: int = 500) -> Iterator[CallResult]: ...
     def result_status(self, call_id: str) -> str | None: ...
     def ok_scores(self) -> list[tuple[str, str | None, str | None, float | None]]: ...
     def count(self, status: str | None = None) -> int: ...
@@ -183,6 +185,19 @@ class SQLStoreBase:
                 return
             last = ids[-1]
             yield ids[0], last
+
+    def results_of(self, call_ids: Iterable[str], batch: int = 500) -> Iterator[CallResult]:
+        """The stored results of ``call_ids`` in the order given (an id without a result is
+        skipped), read ``batch`` at a time: one batch's results in bounded memory, however many
+        other nights the database holds."""
+        it = iter(call_ids)
+        while chunk := list(itertools.islice(it, batch)):
+            marks = ",".join("?" * len(chunk))
+            rows = dict(self.db.execute(self._q(f"SELECT call_id, record FROM results WHERE call_id IN ({marks})"),
+                                        chunk).fetchall())
+            for cid in chunk:
+                if cid in rows:
+                    yield CallResult.from_dict(loads(rows.pop(cid)))
 
     def raw_range(self, first: str, last: str, status: str = "ok") -> list[tuple[str, str]]:
         """``(call_id, record JSON)`` of the results with ``status`` and ``first <= call_id <= last``."""

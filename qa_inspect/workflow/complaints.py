@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from qa_inspect.records import CallResult
 from qa_inspect.reports.alerts import call_alerts
@@ -111,35 +111,62 @@ def _issue(r: CallResult) -> str:
     return r.call.disposition or r.call.queue or ""
 
 
-def process_calls(store: Any, results: Sequence[CallResult], *, alert_policies: Mapping[str, Any] | None = None,
+@dataclass(frozen=True)
+class ComplaintCall:
+    """What the complaint loop needs of one ok call: small, so that a batch of any size is
+    gathered in one pass over its results and then handled oldest first."""
+    call_id: str
+    ts: float
+    grade: str | None  # the ticket grade, None when the call is no complaint
+    customer_id: str | None
+    customer: str
+    issue: str
+    started_at: str | None
+
+
+def complaint_call(r: CallResult, alert_policy: Any = None, policy: ComplaintPolicy = ComplaintPolicy(),
+                   now: datetime | float | None = None) -> ComplaintCall:
+    """The complaint-loop facts of the ok call ``r`` (``alert_policy``: its pack's alert levels)."""
+    return ComplaintCall(call_id=r.call.call_id, ts=_call_ts(r, _ts(now)), grade=_grade(r, alert_policy, policy),
+                         customer_id=r.call.customer_id or None, customer=_customer(r), issue=_issue(r),
+                         started_at=r.call.started_at)
+
+
+def process_calls(store: Any, results: Iterable[CallResult], *, alert_policies: Mapping[str, Any] | None = None,
                   policy: ComplaintPolicy = ComplaintPolicy(), now: datetime | float | None = None,
                   actor: str = "system") -> tuple[int, int]:
     """Open or attach tickets for these results (ok calls, oldest first); calls already on a
     ticket are skipped, so a re-run changes nothing. ``(opened, attached)``."""
     now_ts = _ts(now)
+    calls = [complaint_call(r, (alert_policies or {}).get(r.pack_id), policy, now_ts)
+             for r in results if r.status == "ok"]
+    return process_complaint_calls(store, calls, policy=policy, now=now_ts, actor=actor)
+
+
+def process_complaint_calls(store: Any, calls: Iterable[ComplaintCall], *,
+                            policy: ComplaintPolicy = ComplaintPolicy(), now: datetime | float | None = None,
+                            actor: str = "system") -> tuple[int, int]:
+    """``process_calls`` over gathered ``complaint_call`` facts."""
+    now_ts = _ts(now)
     opened = attached = 0
-    ok = [r for r in results if r.status == "ok"]
-    ok.sort(key=lambda r: (_call_ts(r, now_ts), r.call.call_id))
-    for r in ok:
-        if store.ticket_of_call(r.call.call_id) is not None:
+    for c in sorted(calls, key=lambda c: (c.ts, c.call_id)):
+        if store.ticket_of_call(c.call_id) is not None:
             continue
-        grade = _grade(r, (alert_policies or {}).get(r.pack_id), policy)
-        cts = _call_ts(r, now_ts)
         tid = None
-        if r.call.customer_id:
-            tid = store.open_ticket_for(r.call.customer_id, _issue(r), cts - policy.window_days * 86400)
+        if c.customer_id:
+            tid = store.open_ticket_for(c.customer_id, c.issue, c.ts - policy.window_days * 86400)
         if tid is not None:
             t = get_ticket(store, tid)
-            up = grade if grade is not None and GRADES.index(grade) > GRADES.index(t.grade) else None
-            store.attach_call(tid, r.call.call_id, cts, up, actor, now_ts)
+            up = c.grade if c.grade is not None and GRADES.index(c.grade) > GRADES.index(t.grade) else None
+            store.attach_call(tid, c.call_id, c.ts, up, actor, now_ts)
             attached += 1
-        elif grade is not None:
-            store.add_ticket({"customer": _customer(r), "issue": _issue(r), "grade": grade, "status": "open",
-                              "opened_at": r.call.started_at or datetime.fromtimestamp(cts, timezone.utc).isoformat(),
-                              "opened_ts": cts, "first_call_id": r.call.call_id,
-                              "receive_due_ts": cts + policy.receive_hours.get(grade, 2.0) * 3600,
-                              "handle_due_ts": cts + policy.handle_hours.get(grade, 48.0) * 3600},
-                             cts, actor, now_ts)
+        elif c.grade is not None:
+            store.add_ticket({"customer": c.customer, "issue": c.issue, "grade": c.grade, "status": "open",
+                              "opened_at": c.started_at or datetime.fromtimestamp(c.ts, timezone.utc).isoformat(),
+                              "opened_ts": c.ts, "first_call_id": c.call_id,
+                              "receive_due_ts": c.ts + policy.receive_hours.get(c.grade, 2.0) * 3600,
+                              "handle_due_ts": c.ts + policy.handle_hours.get(c.grade, 48.0) * 3600},
+                             c.ts, actor, now_ts)
             opened += 1
     return opened, attached
 
