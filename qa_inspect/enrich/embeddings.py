@@ -8,7 +8,8 @@ dot product is the cosine similarity.
 ``persist_to(store)`` also keeps every utterance's vector in the results database next to its
 transcript (the store's ``get_vectors`` / ``put_vectors``, keyed by model and the text's SHA-1),
 so re-scoring with a changed ``similar_to`` rule reads the vectors back instead of running the
-encoder again: each utterance is embedded once, ever, per database. This module holds no SQL.
+encoder again: each utterance is embedded once, ever, per database. The sentiment scorer embeds
+with ``persist=False``: its vectors are not kept. This module holds no SQL.
 """
 from __future__ import annotations
 
@@ -100,15 +101,18 @@ def _save(stored: VectorStore, items: list[tuple[str, np.ndarray]]) -> None:
     stored.put_vectors(MODEL_ID, [(text_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in items])
 
 
-def embed(texts: Sequence[str]) -> np.ndarray:
+def embed(texts: Sequence[str], *, persist: bool = True) -> np.ndarray:
     """(len(texts), 512) unit vectors, one per text (each text embedded at most once while
-    cached, and at most once per database with ``persist_to``)."""
+    cached, and at most once per database with ``persist_to``). ``persist=False``: neither
+    read nor write the database (the sentiment scorer's vectors: scored once at enrichment and
+    stored as metrics, never needed again, and 2 KB an utterance — 3× the size of the call's
+    own record)."""
     texts = [str(t) for t in texts]
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
     with _lock:
         missing = list(dict.fromkeys(t for t in texts if t not in _cache))
-        stored = _stored
+        stored = _stored if persist else None
     if missing and stored is not None:
         found = _load(stored, missing)
         if found:

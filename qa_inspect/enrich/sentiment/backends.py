@@ -80,8 +80,8 @@ class EmbeddingScorer:
     @cached_property
     def _anchors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from qa_inspect.enrich import embeddings
-        return (embeddings.embed(NEGATIVE_ANCHORS), embeddings.embed(POSITIVE_ANCHORS),
-                embeddings.embed(NEUTRAL_ANCHORS))
+        return tuple(embeddings.embed(a, persist=False) for a in (NEGATIVE_ANCHORS, POSITIVE_ANCHORS,
+                                                                   NEUTRAL_ANCHORS))
 
     def score(self, texts: Sequence[str], roles: Sequence[str] | None = None) -> list[float]:
         from qa_inspect.enrich import embeddings
@@ -89,7 +89,7 @@ class EmbeddingScorer:
         out = [0.0] * len(texts)
         if not keep:
             return out
-        v = embeddings.embed([texts[i] for i in keep])  # one batch per call
+        v = embeddings.embed([texts[i] for i in keep], persist=False)  # one batch per call; not kept
         sims = []
         for a in self._anchors:
             s = np.sort(v @ a.T, axis=1)[:, -self.TOP:].mean(axis=1)
