@@ -70,7 +70,7 @@ def main() -> None:
     t0 = time.perf_counter()
     encoder()
     print(f"encoder load: {time.perf_counter() - t0:.1f} s")
-    diarize_detail(decode(ROOT / "samples" / "audio" / "en_billing_inquiry.flac").mono)  # torch warm-up
+    diarize_detail(decode(ROOT / "samples" / "audio" / "en_billing_inquiry.flac").mono)  # first-call warm-up
     rows = []
     data = Path(args.data)
     if (data / "sample.rttm").exists():

@@ -65,7 +65,7 @@ def main() -> None:
             t0 = time.perf_counter()
             tr = asr.transcribe(row["call_id"], audio, row["channel_layout"], row["language"] or None)
             t_asr = time.perf_counter() - t0
-            if not warmed:  # first-call imports (scipy.signal ...) and torch warm-up are not per-call cost
+            if not warmed:  # first-call imports (scipy.signal ...) and warm-up are not per-call cost
                 enrich_acoustics(tr, audio)
                 diarize_detail(audio.mono)
                 if scorer is not None:

@@ -113,6 +113,12 @@ def test_click_and_rich_only_in_the_cli():
     assert {m for m in _users_of("click", "rich") if not m.startswith("qa_inspect.cli")} == set()
 
 
+def test_no_torch_or_librosa_in_the_package():
+    """Diarization runs resemblyzer's encoder in numpy (``speech/voice.py``): torch and librosa
+    cost a worker ~350 MiB and ~5 s of start-up (issue 18). They are test references only."""
+    assert _users_of("torch", "librosa", "numba", "resemblyzer") == set()
+
+
 def test_no_private_name_imported_across_modules():
     bad = []
     for m, p in _modules().items():

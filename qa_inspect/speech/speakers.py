@@ -1,14 +1,15 @@
 """Who spoke when on a mono recording: VAD → speaker embeddings → two clusters.
 
-webrtcvad finds speech; resemblyzer (it ships its weights, ``pretrained.pt``) embeds windows of
-≤ 1.2 s inside each speech region, computed from one mel spectrogram of the whole call and run
-through the LSTM in one batch; Ward clustering of the L2-normalised embeddings, refined by a
-few spherical k-means steps, gives two speakers. Each analysis frame takes the label of the
+webrtcvad finds speech; resemblyzer's voice encoder (its shipped weights, ``pretrained.pt``, run
+in numpy by ``voice.py``: no torch, no librosa) embeds windows of ≤ 1.2 s inside each speech
+region, computed from one mel spectrogram of the whole call and run through the LSTM in
+batches; Ward clustering of the L2-normalised embeddings, refined by a few spherical k-means
+steps, gives two speakers. Each analysis frame takes the label of the
 nearest window centre in its region. Which speaker is the agent is decided by the caller from
 what each one says (``asr.assign_roles_by_speaker``): the embeddings know voices, not roles.
 
-The encoder is loaded once per process (``encoder()``, cached); a process-pool worker pays the
-~1 s load once for all its calls.
+The encoder is loaded once per process (``encoder()``, cached; ~0.1 s); a process-pool worker
+pays it once for all its calls.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from qa_inspect.errors import ModelMissingError, QAError
+from qa_inspect.errors import QAError
+from qa_inspect.speech.voice import VoiceEncoder, mel_spectrogram, normalize_volume
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,11 @@ class DiarizeConfig:
     hop_s: float = 0.5  # LSTM time is the cost: ~240 mel frames per second of speech
     n_speakers: int = 2
     kmeans_iters: int = 5
-    # the LSTM over a few dozen windows scales poorly across threads: one thread was 2.7x faster
-    # than two on the shared 2-core box (0.7 s vs 1.9 s for 30 s of audio); batch runs put one
-    # worker per core anyway. Restored after each call (torch's setting is process-wide).
-    torch_threads: int = 1
+    # BLAS threads for the LSTM (0: leave OpenBLAS's setting as it is). Its per-step products are
+    # small (≤ 64 × 256 by 256 × 1024): on the shared 2-core box a 42 s call's diarization took
+    # 0.35 s with one thread, 1.3–7.2 s with two; batch runs put one worker per core anyway.
+    # Set for the call only (threadpoolctl), then restored.
+    threads: int = 1
     # clusters this poorly separated (mean silhouette, cosine distance) are not two voices told
     # apart: on the samples the real call and the espeak voices score 0.22–0.28 (DER 0–4 %), one
     # TTS voice pitch-shifted for the customer mostly 0.08–0.19 (DER 6–47 %). Below it diarize()
@@ -79,17 +82,9 @@ def _import_webrtcvad():
 
 
 @lru_cache(maxsize=1)
-def encoder():
-    """The resemblyzer voice encoder, loaded once per process on the CPU."""
-    _import_webrtcvad()  # resemblyzer.audio imports it at module level
-    try:
-        from resemblyzer import VoiceEncoder
-    except ImportError as e:
-        raise ModelMissingError(f"speaker embeddings need resemblyzer: pip install resemblyzer ({e})") from e
-    import torch
-
-    torch.set_grad_enabled(False)
-    return VoiceEncoder(device="cpu", verbose=False)
+def encoder() -> VoiceEncoder:
+    """resemblyzer's voice encoder (numpy, ``voice.VoiceEncoder``), loaded once per process."""
+    return VoiceEncoder.resemblyzer()
 
 
 def speech_regions(x: np.ndarray, cfg: DiarizeConfig = DiarizeConfig()) -> list[tuple[float, float]]:
@@ -129,24 +124,17 @@ def _windows(regions, cfg: DiarizeConfig) -> list[tuple[int, float, float]]:
 
 def embed_windows(x: np.ndarray, windows, threads: int = 0) -> np.ndarray:
     """L2-normalised resemblyzer embeddings of the windows (seconds) of signal ``x``."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
+    if threads <= 0:
         return _embed(x, windows)
-    finally:
-        torch.set_num_threads(before)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads, user_api="blas"):
+        return _embed(x, windows)
 
 
 def _embed(x: np.ndarray, windows) -> np.ndarray:
-    import torch
-    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
-
     enc = encoder()
-    wav = normalize_volume(x.astype(np.float32), -30, increase_only=True)
-    mel = wav_to_mel_spectrogram(wav)  # (frames, 40), one pass over the whole call
+    mel = mel_spectrogram(normalize_volume(x.astype(np.float32), -30))  # (frames, 40), one pass over the call
     by_len: dict[int, list[int]] = {}
     spans = []
     for i, (_k, s, e) in enumerate(windows):
@@ -158,9 +146,7 @@ def _embed(x: np.ndarray, windows) -> np.ndarray:
     for length, idx in by_len.items():  # one batch per window length (full windows: one batch)
         if length <= 0:
             continue
-        batch = np.stack([mel[spans[i][0]:spans[i][1]] for i in idx])
-        with torch.no_grad():
-            out[idx] = enc(torch.from_numpy(batch)).numpy()
+        out[idx] = enc(np.stack([mel[spans[i][0]:spans[i][1]] for i in idx]))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-9)
 
@@ -211,7 +197,7 @@ def diarize_detail(x: np.ndarray, cfg: DiarizeConfig = DiarizeConfig()) -> tuple
     windows = _windows(regions, cfg)
     if len(windows) < 2 * cfg.n_speakers:
         raise DiarizationError(f"too little speech to separate speakers ({len(windows)} windows)")
-    emb = embed_windows(x, windows, cfg.torch_threads)
+    emb = embed_windows(x, windows, cfg.threads)
     labels = cluster(emb, cfg.n_speakers, cfg.kmeans_iters)
     counts = np.bincount(labels, minlength=cfg.n_speakers)
     if (counts == 0).any():
