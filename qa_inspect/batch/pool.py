@@ -94,7 +94,6 @@ def _transcriber() -> Any:
             from qa_inspect.speech.asr import WhisperTranscriber
 
             _TRANSCRIBER = factory() if factory is not None else WhisperTranscriber(cfg)
-            _warm_up_enrich()
         except QAError as e:
             _INIT_ERROR = str(e)
         except Exception as e:  # report it per call rather than break the pool
@@ -103,39 +102,6 @@ def _transcriber() -> Any:
     if _TRANSCRIBER is None:
         raise QAError(_INIT_ERROR or "ASR model not loaded in worker")
     return _TRANSCRIBER
-
-
-def _warm_up_enrich() -> None:
-    """Run the acoustic enrichment once on 2 s of synthetic audio, one worker process at a time.
-
-    librosa's numba kernels (``cache=True``) are compiled on first use and cached on disk; two
-    processes writing that cache at once can leave a mix that segfaults when loaded
-    (numba/numba#10128; seen here as a worker dying in ``librosa.yin``). A machine-wide file
-    lock makes the first compile happen in one process while the others wait, then load it."""
-    import fcntl
-    import tempfile
-
-    import numpy as np
-
-    from qa_inspect.records import Turn
-
-    with open(os.path.join(tempfile.gettempdir(), "qa_inspect-numba-warm-up.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            t = np.arange(2 * audio_mod.SAMPLE_RATE) / audio_mod.SAMPLE_RATE
-            x = (0.1 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-            pcm = audio_mod.DecodedAudio(channels=(x, x[::-1].copy()), source_rate=audio_mod.SAMPLE_RATE,
-                                         duration=2.0)
-            tr = Transcript(call_id="warm-up", language="zh", duration=2.0, turns=(
-                Turn(role="agent", text="您好请问有什么可以帮您", start=0.1, end=0.9, channel=0),
-                Turn(role="customer", text="我想查一下话费", start=1.0, end=1.9, channel=1)))
-            from qa_inspect.enrich.acoustics import enrich_acoustics  # the numba part only (models load later, in parallel)
-
-            enrich_acoustics(tr, pcm)
-        except Exception:  # only a warm-up: the real call reports its own failure
-            log.debug("enrichment warm-up failed", exc_info=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _init_pool_worker(*args) -> None:

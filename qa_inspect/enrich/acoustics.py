@@ -4,7 +4,7 @@ Inputs are the transcript (turns with word timestamps) and, when there is one, t
 audio. Who was speaking when ("activity") comes from an energy VAD on each role's own channel
 for stereo calls (sharper than ASR timestamps, which stretch over pauses and never overlap
 within one channel's segments) and from the word/turn timestamps otherwise (mono, or a
-transcript given without audio). Everything is cheap numpy + ``librosa.yin`` on an 8 kHz copy:
+transcript given without audio). Everything is cheap numpy (a small numpy YIN) on an 8 kHz copy:
 a few percent of the time Whisper takes on the same call (bench/enrich_cost.py).
 
 Definitions (all times in seconds; thresholds in ``AcousticConfig``):
