@@ -8,7 +8,7 @@ import pytest
 from conftest import exported_records, sample_manifest
 
 from qa_inspect.speech.asr import ASRConfig
-from qa_inspect.batch.pool import run_batch_parallel, worker_threads
+from qa_inspect.batch.pool import auto_workers, run_batch_parallel, worker_threads
 from qa_inspect.speech.fakes import ReferenceTranscriber
 from qa_inspect.batch.inputs import read_input
 from qa_inspect.batch.pipeline import PackSet, run_batch
@@ -20,6 +20,41 @@ def test_worker_threads_split_the_cores():
     assert worker_threads(2, 2) == 1
     assert worker_threads(2, 16) == 8
     assert worker_threads(8, 2) == 1
+
+
+def test_auto_workers_one_per_core_as_memory_allows():
+    assert auto_workers(cores=2, available_mb=20_000) == 2
+    assert auto_workers(cores=16, available_mb=3_500) == 3  # 1 GiB a worker
+    assert auto_workers(cores=8, available_mb=500) == 1  # never fewer than one
+    assert auto_workers(cores=1, available_mb=64_000) == 1
+    assert 1 <= auto_workers() <= (os.cpu_count() or 1)
+
+
+def test_run_defaults_to_auto_workers(root, samples, tmp_path, monkeypatch):
+    """Without --workers, `run` starts one worker per core (as memory allows); --workers 1 keeps
+    everything in the process."""
+    from click.testing import CliRunner
+
+    import qa_inspect.batch.pool as pool
+    from qa_inspect.cli import main
+
+    seen = []
+
+    def recorder(items, packs, store, cfg, workers, **kw):
+        seen.append(workers)
+        return run_batch(items, packs, store, ReferenceTranscriber, cfg.key(), force=kw.get("force", False),
+                         on_result=kw.get("on_result"), on_progress=kw.get("on_progress"))
+
+    monkeypatch.setattr(pool, "run_batch_parallel", recorder)
+    monkeypatch.setattr(pool, "usable_cores", lambda: 3)
+    monkeypatch.setattr(pool, "available_memory_mb", lambda: 100_000.0)
+    args = ["run", str(samples / "transcripts.jsonl"), "--db", str(tmp_path / "q.db"), "--out", str(tmp_path / "r")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert seen == [3]
+    r = CliRunner().invoke(main, [*args[:3], str(tmp_path / "q1.db"), *args[4:], "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert seen == [3]  # in process: the pool was not asked
 
 
 def test_parallel_driver_cache_hits_and_worker_errors_without_model(root, samples, tmp_path):
@@ -131,3 +166,16 @@ def test_worker_loads_whisper_on_its_first_audio_call_only(tmp_path):
                 pool._transcriber()
     finally:
         pool._TRANSCRIBER, pool._INIT_ERROR, pool._LOAD = None, "", ()
+
+
+def test_one_call_to_transcribe_runs_in_the_driver_not_a_worker(root, samples, tmp_path):
+    """A pool for one call would only add a process start and a model load: the driver does it."""
+    manifest = sample_manifest(tmp_path, samples, {"zh_polite_inquiry"})
+    packs = PackSet([load_pack(root / "rules/telecom_zh.yaml")])
+    stats: dict = {}
+    with open_store(tmp_path / "q.db") as st:
+        s = run_batch_parallel(read_input(manifest), packs, st, ASRConfig(language="zh"), 2, worker_stats=stats)
+        assert s.ok == 1 and s.errors == 0
+        rec = st.get_result("zh_polite_inquiry")
+    assert list(stats) == [os.getpid()]  # transcribed here
+    assert rec.status == "ok" and any(t.role == "agent" for t in rec.transcript.turns)

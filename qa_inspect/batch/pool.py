@@ -178,6 +178,42 @@ GIVEN_CHUNK = 16
 GIVEN_IN_FLIGHT = 3  # chunks per worker submitted ahead
 
 
+# What one pipeline worker may need: a mono-call worker (Whisper base, the voice encoder, the
+# sentiment models) peaks at 750-780 MiB (bench/RESULTS.md, issue 18); 1 GiB leaves room.
+WORKER_MEMORY_MB = 1024
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's share, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def available_memory_mb() -> float | None:
+    """``MemAvailable`` from /proc/meminfo (None where there is none)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def auto_workers(cores: int | None = None, available_mb: float | None = None) -> int:
+    """How many pipeline workers ``run`` starts by default: one per usable core, no more than
+    the available memory holds at ``WORKER_MEMORY_MB`` each (at least 1). One worker with one
+    thread per core keeps the cores busier than one worker with all of them: on 31.6 min of
+    calls, 2 single-thread workers took 0.55x the wall time of 1 two-thread worker."""
+    cores = cores or usable_cores()
+    mem = available_mb if available_mb is not None else available_memory_mb()
+    by_memory = int(mem // WORKER_MEMORY_MB) if mem is not None else cores
+    return max(1, min(cores, by_memory))
+
+
 def worker_threads(workers: int, cores: int | None = None) -> int:
     """CPU threads per worker so that the workers together use the machine's cores once."""
     return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
@@ -197,16 +233,16 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
     transcribed (the parent's own pid for the in-process path). ``log_setup``: see ``init_worker``."""
     enrich_cfg = enrich_cfg or EnrichConfig.from_env()
     key = stage_key(asr_cfg.key(), enrich_cfg)
+    holder: dict = {}
+
+    def get_transcriber():
+        if "t" not in holder:
+            from qa_inspect.speech.asr import WhisperTranscriber
+
+            holder["t"] = WhisperTranscriber(asr_cfg)
+        return holder["t"]
+
     if workers <= 1:
-        holder: dict = {}
-
-        def get_transcriber():
-            if "t" not in holder:
-                from qa_inspect.speech.asr import WhisperTranscriber
-
-                holder["t"] = WhisperTranscriber(asr_cfg)
-            return holder["t"]
-
         s = run_batch(items, packs, store, get_transcriber, asr_cfg.key(), enrich_cfg=enrich_cfg, force=force,
                       on_result=on_result, on_progress=on_progress)
         if worker_stats is not None and holder:
@@ -225,6 +261,11 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
             finish(item, process_item(item, scored, store, _no_transcriber, key, summary, enrich_cfg))
         given = []
     chunks = [_Given(given[i:i + GIVEN_CHUNK]) for i in range(0, len(given), GIVEN_CHUNK)]
+    if len(jobs) == 1 and not chunks:  # one call to transcribe: a worker would only add its start
+        j = jobs.pop()
+        finish(j.item, process_item(j.item, j.scored, store, get_transcriber, key, summary, enrich_cfg))
+        if worker_stats is not None:
+            worker_stats[os.getpid()] = peak_rss_mb()
     # 2. the pool: decode + ASR, longest first, and the chunks of given transcripts to enrich;
     #    results stored as each one completes
     if jobs or chunks:

@@ -58,7 +58,8 @@ def _asr_config(language: str, model_path: str, device: str, compute_type: str, 
                    "Default: the pack's own scorecard (scorecard_<pack id>.yaml beside it).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes that decode and transcribe in parallel (each loads the model once "
-                   "and gets cores/N CPU threads). Local default 1: everything in this process. "
+                   "and gets cores/N CPU threads). Local default: one per CPU core, as many as the "
+                   "free memory holds at 1 GiB each; 1: everything in this process. "
                    "With --executor ray: Ray actors (default one per GPU, else one per CPU core).")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process or a process pool; ray: Ray actors on a Ray cluster.")
@@ -135,6 +136,10 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a scheduler's stop: as Ctrl-C
+    if executor == "local" and not workers:
+        from qa_inspect.batch.pool import auto_workers
+
+        workers = auto_workers()  # one per core, as memory allows; 1 = in this process
     try:
         with bar:
             if executor == "ray":
@@ -144,7 +149,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
                                         log_setup=worker_log_setup(),
                                         force=force, on_result=show,
                                         on_progress=lambda s, _item, _res: bar.update(s))
-            elif (workers or 1) > 1:
+            elif workers > 1:
                 from qa_inspect.batch.pool import run_batch_parallel
 
                 summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
