@@ -289,6 +289,11 @@ def test_a_large_batch_page_shows_the_worst_and_alerted_calls_and_the_csv_holds_
     assert 'id="calls-cut"' in html and 'id="alerts-cut"' in html and 'id="errors-cut"' in html
     assert re.search(r"<h2>通话列表 \(\d+ / 36\)</h2>", html)  # shown / all ok calls
     assert "<h2>错误 (12)</h2>" in html and html.count("<td>C-ERR-") == 5
+    tickets = [{"id": k, "grade": "普通", "status": "待派单", "customer": f"c{k}", "opened_at": "", "owner": "—",
+                "late": ""} for k in range(1, 9)]
+    page = render_batch_html(results, max_calls=5, tickets=tickets)
+    assert "<h2>投诉工单 (8)</h2>" in page and 'id="tickets-cut"' in page
+    assert page.count('class="ticket') == 5
     with open(out / "report.csv", encoding="utf-8-sig", newline="") as f:
         rows = list(_csv.DictReader(f))
     assert [r["call_id"] for r in rows] == [r.call.call_id for r in results]  # every call, input order

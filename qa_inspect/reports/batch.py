@@ -383,7 +383,7 @@ class BatchReport:
             summary=_summary_rows(self.counts, summary),
             alerts=[a for a in alerts if a.level != "watch"], watch=[a for a in alerts if a.level == "watch"],
             alert_counts=alert_counts(alert_list), level_labels=LEVEL_LABELS.get(lang, LEVEL_LABELS["zh"]),
-            calls=calls, errors=errors, tickets=list(tickets),
+            calls=calls, errors=errors, tickets=list(tickets)[:self.max_calls], tickets_total=len(tickets),
             alerts_total=len(alert_list), calls_total=n_ok, errors_total=self.counts["errors"],
         )
 
