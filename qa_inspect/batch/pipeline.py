@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
@@ -23,7 +23,7 @@ from qa_inspect.speech import decode as audio_mod
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchSummary", "PackSet", "Transcriber", "error_result", "plan_item", "process_item",
-           "results_for", "run_batch", "score_transcript", "undone"]
+           "run_batch", "score_transcript", "undone"]
 
 
 class Transcriber(Protocol):
@@ -178,9 +178,3 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
         summary.notify(on_progress, t0, item, res)
     summary.wall_s = time.perf_counter() - t0
     return summary
-
-
-def results_for(store, call_ids: Iterable[str]) -> Iterator[CallResult]:
-    """The stored results of these calls, in the order given, read a page at a time (the batch
-    report of one run, in bounded memory)."""
-    return store.results_of(call_ids)

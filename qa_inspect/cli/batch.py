@@ -198,16 +198,15 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
 def _gather(store, call_ids, ropts):
     """The run's batch report (``reports.batch.BatchReport``) and its calls' complaint facts,
     from one pass over its stored results, read a page at a time: a batch of any size."""
-    from qa_inspect.batch.pipeline import results_for
     from qa_inspect.reports.batch import BatchReport
     from qa_inspect.workflow.complaints import complaint_call
 
     report = BatchReport(alert_policies=ropts["alert_policies"], rule_descriptions=ropts["rule_descriptions"])
     policies, calls, now = ropts["alert_policies"] or {}, [], time.time()
-    for r in results_for(store, call_ids):
-        report.add(r)
+    for r in store.results_of(call_ids):
+        alert = report.add(r)  # worked out once, for the report and the complaint loop
         if r.status == "ok":
-            calls.append(complaint_call(r, policies.get(r.pack_id), now=now))
+            calls.append(complaint_call(r, policies.get(r.pack_id), now=now, alert=alert))
     return report, calls
 
 

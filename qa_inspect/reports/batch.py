@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -290,8 +291,6 @@ MAX_CALLS_ENV = "QA_INSPECT_REPORT_MAX_CALLS"
 
 def report_max_calls() -> int:
     """The page's call limit: ``$QA_INSPECT_REPORT_MAX_CALLS`` (a positive whole number), else 500."""
-    import os
-
     v = os.environ.get(MAX_CALLS_ENV, "").strip()
     return int(v) if v.isdigit() and int(v) > 0 else REPORT_MAX_CALLS
 
@@ -318,7 +317,9 @@ class BatchReport:
         self._alerted: list[tuple[tuple, int, CallResult]] = []  # calls of the first alerts kept
         self._errors: list[tuple[int, CallResult]] = []
 
-    def add(self, r: CallResult) -> None:
+    def add(self, r: CallResult) -> Alert | None:
+        """Count ``r`` in; return its alert (None: none, or an error row), for callers that
+        need it too (the complaint loop) without working it out again."""
         i, c, sc = self.counts["calls"], self.counts, r.score
         c["calls"] += 1
         c["ok"] += r.status == "ok"
@@ -337,7 +338,7 @@ class BatchReport:
         if r.status == "error":
             if len(self._errors) < self.max_calls:
                 self._errors.append((i, r))
-            return
+            return None
         score = float(sc.score) if sc is not None and _is_num(sc.score) else math.inf
         self._worst.append((score, r.call.call_id, i, r))
         if len(self._worst) >= 2 * self.max_calls:  # amortised: sort and cut now and then
@@ -348,6 +349,7 @@ class BatchReport:
             self._alerted.append((_alert_key(a), i, r))
             if len(self._alerted) >= 2 * self.max_calls:
                 self._alerted = sorted(self._alerted, key=lambda x: x[:2])[:self.max_calls]
+        return a
 
     def extend(self, results: Iterable[CallResult]) -> "BatchReport":
         for r in results:

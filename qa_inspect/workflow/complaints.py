@@ -93,10 +93,14 @@ def _ts(now: datetime | float | None) -> float:
     return now.timestamp() if isinstance(now, datetime) else float(now)
 
 
-def _grade(r: CallResult, alert_policy: Any, policy: ComplaintPolicy) -> str | None:
-    """The call's ticket grade, or None when the call is no complaint."""
+_UNSET: Any = object()
+
+
+def _grade(r: CallResult, alert_policy: Any, policy: ComplaintPolicy, alert: Any = _UNSET) -> str | None:
+    """The call's ticket grade, or None when the call is no complaint. ``alert``: the call's
+    ``call_alerts`` result when the caller has it already."""
     complaint = any(x.rule_id in policy.complaint_rules and x.matched for x in r.rules)
-    a = call_alerts(r, alert_policy)
+    a = call_alerts(r, alert_policy) if alert is _UNSET else alert
     levels = [x.level for x in a.reasons if x.kind == "risk"] if a is not None else []
     if not complaint and not any(lv in policy.open_levels for lv in levels):
         return None
@@ -125,9 +129,10 @@ class ComplaintCall:
 
 
 def complaint_call(r: CallResult, alert_policy: Any = None, policy: ComplaintPolicy = ComplaintPolicy(),
-                   now: datetime | float | None = None) -> ComplaintCall:
-    """The complaint-loop facts of the ok call ``r`` (``alert_policy``: its pack's alert levels)."""
-    return ComplaintCall(call_id=r.call.call_id, ts=_call_ts(r, _ts(now)), grade=_grade(r, alert_policy, policy),
+                   now: datetime | float | None = None, alert: Any = _UNSET) -> ComplaintCall:
+    """The complaint-loop facts of the ok call ``r`` (``alert_policy``: its pack's alert levels;
+    ``alert``: its ``call_alerts`` result, when the caller has worked it out already)."""
+    return ComplaintCall(call_id=r.call.call_id, ts=_call_ts(r, _ts(now)), grade=_grade(r, alert_policy, policy, alert),
                          customer_id=r.call.customer_id or None, customer=_customer(r), issue=_issue(r),
                          started_at=r.call.started_at)
 
