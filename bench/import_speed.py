@@ -69,9 +69,10 @@ def _no_transcriber():
 
 
 def import_file(path: Path, db: Path, packs, workers: int = 1,
-                stats: dict | None = None) -> tuple[float, int]:
+                stats: dict | None = None, enrich_cfg=None) -> tuple[float, int]:
     """Wall seconds and ok calls of importing ``path`` into a fresh SQLite file ``db``
-    (``workers`` > 1: ``run --workers N``, sentiment in the workers)."""
+    (``workers`` > 1: ``run --workers N``, sentiment in the workers; ``enrich_cfg``: default
+    what the packs need, as ``run``)."""
     from qa_inspect.batch.inputs import read_input
     from qa_inspect.batch.pipeline import run_batch
     from qa_inspect.store import open_store
@@ -83,9 +84,10 @@ def import_file(path: Path, db: Path, packs, workers: int = 1,
             from qa_inspect.batch.pool import run_batch_parallel
             from qa_inspect.speech.asr import ASRConfig
 
-            s = run_batch_parallel(items, packs, store, ASRConfig(language="zh"), workers, worker_stats=stats)
+            s = run_batch_parallel(items, packs, store, ASRConfig(language="zh"), workers, worker_stats=stats,
+                                   enrich_cfg=enrich_cfg)
         else:
-            s = run_batch(items, packs, store, _no_transcriber, "none")
+            s = run_batch(items, packs, store, _no_transcriber, "none", enrich_cfg=enrich_cfg)
     return time.perf_counter() - t0, s.ok
 
 
@@ -113,56 +115,68 @@ def _cpu_s() -> float:
 
 
 def ab(src: Path, n: int, as_is: bool, tmp: Path) -> list[str]:
-    from qa_inspect.enrich import sentiment
+    """Three arms over the same calls, chunks rotated: the sentiment as it was before issue 18
+    (every utterance, snownlp through SnowNLP, no score cache), now over every customer
+    utterance (what a pack reading customer_sentiment_min gets), and now as ``run`` does by
+    default (the scope the packs read: the end window for telecom_zh/en)."""
+    import dataclasses
+
+    from qa_inspect.enrich import EnrichConfig, embeddings, sentiment
     from qa_inspect.enrich.sentiment import CombinedScorer, SentimentConfig
 
     packs = _packs()
+    every = dataclasses.replace(EnrichConfig.from_env(), sentiment_scope="all")
     old = CombinedScorer(model_roles=None, reference_snownlp=True, cache_size=0)
     new = CombinedScorer()
     cfg = SentimentConfig.from_env()
     for s in (old, new):  # load the models outside the timing
         s.score(["好的谢谢", "我要投诉"], ["agent", "customer"])
-    times = {"before": 0.0, "now": 0.0}
+    arms = {"before": (old, every), "now, every customer utterance": (new, every),
+            "now (default: what the packs read)": (new, None)}
+    names = list(arms)
+    times = dict.fromkeys(names, 0.0)
     make_input(src, n, tmp / "ab.jsonl", as_is)
     lines = (tmp / "ab.jsonl").read_text(encoding="utf-8").splitlines()
-    # both sides score the same texts (to compare them); the embedding cache is cleared before
-    # every chunk, so neither side reuses vectors the other computed
-    from qa_inspect.enrich import embeddings
-
-    for i in range(0, n, CHUNK):
-        for side, scorer in (("before", old), ("now", new)) if (i // CHUNK) % 2 == 0 else (("now", new), ("before", old)):
-            p = tmp / f"chunk-{side}.jsonl"
+    # every arm scores the same texts (to compare them); the embedding cache and the new
+    # scorer's score cache are emptied before every chunk, so no arm reuses another's work
+    for c, i in enumerate(range(0, n, CHUNK)):
+        for a in names[c % 3:] + names[:c % 3]:
+            scorer, ecfg = arms[a]
+            p = tmp / "chunk.jsonl"
             p.write_text("\n".join(lines[i:i + CHUNK]) + "\n", encoding="utf-8")
             embeddings.clear_cache()
+            new._cache.clear()
             sentiment._scorers[cfg] = scorer  # what enrich() uses
             t0 = time.perf_counter()
-            _, ok = import_file(p, tmp / f"chunk-{side}-{i}.db", packs)
-            times[side] += time.perf_counter() - t0
+            import_file(p, tmp / f"chunk-{names.index(a)}-{i}.db", packs, enrich_cfg=ecfg)
+            times[a] += time.perf_counter() - t0
     sentiment._scorers.pop(cfg, None)
-    # same customer scores?
     from qa_inspect.store import open_store
 
-    def cust(side):
+    def cust(k):
         out = {}
         for j in range(0, n, CHUNK):
-            with open_store(tmp / f"chunk-{side}-{j}.db") as st:
+            with open_store(tmp / f"chunk-{k}-{j}.db") as st:
                 for r in st.results():
                     out[r.call.call_id] = ([t.metrics.get("sentiment") for t in r.transcript.turns if t.role == "customer"],
                                            {k: v for k, v in r.transcript.metrics.items() if k.startswith("customer_")})
         return out
-    a, b = cust("before"), cust("now")
-    same = sum(a[k] == b.get(k) for k in a)
-    diff = 0.0  # largest difference (float32 encoder batches differ in the 7th digit: rounding)
-    for k in a:
-        (ua, ma), (ub, mb) = a[k], b[k]
-        diff = max([diff] + [abs(x - y) for x, y in zip(ua, ub)] + [abs(ma[m] - mb.get(m, 1e9)) for m in ma])
-    return [f"A/B on {n} calls (chunks of {CHUNK}, interleaved, models loaded before timing):",
-            "| sentiment | wall s | calls/s | µs per call |", "|---|---:|---:|---:|",
-            f"| before issue 18 (snownlp via SnowNLP, models on every utterance) | {times['before']:.1f} | "
-            f"{n / times['before']:.1f} | {1e6 * times['before'] / n:,.0f} |",
-            f"| now (default) | {times['now']:.1f} | {n / times['now']:.1f} | {1e6 * times['now'] / n:,.0f} |",
-            f"customer utterance scores and customer_* metrics identical on {same} / {len(a)} calls, "
-            f"largest difference {diff:.4f}; speed-up {times['before'] / times['now']:.1f}×"]
+    base = cust(0)
+    rows = ["| sentiment | wall s | calls/s | µs per call | customer utterances scored | "
+            "scores and customer_* metrics equal to before's (calls) | largest difference |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for k, a in enumerate(names):
+        got = cust(k) if k else base
+        scored = sum(x is not None for u, _ in got.values() for x in u)
+        same, diff = 0, 0.0  # float32 encoder batches can differ in the 7th digit: rounding
+        for cid, (ua, ma) in base.items():
+            ub, mb = got[cid]
+            d = [abs(x - y) for x, y in zip(ua, ub) if y is not None] + [abs(ma[m] - v) for m, v in mb.items()]
+            same += not any(d) and all(m in ma for m in mb)
+            diff = max([diff] + d)
+        rows.append(f"| {a} | {times[a]:.1f} | {n / times[a]:.1f} | {1e6 * times[a] / n:,.0f} | {scored:,} | "
+                    f"{same} / {len(base)} | {diff:.4f} |")
+    return [f"A/B/C on {n} calls (chunks of {CHUNK}, rotated, models loaded before timing, in-process):"] + rows \
+        + [f"speed-up of the default over before: {times[names[0]] / times[names[2]]:.1f}×"]
 
 
 def main(argv=None) -> int:

@@ -201,6 +201,7 @@ def test_call_over_its_time_budget_is_an_error_row_naming_the_stage(tmp_path, mo
 
     monkeypatch.setenv("QA_INSPECT_SENTIMENT", "combined")
     monkeypatch.setenv("QA_INSPECT_SENTIMENT_MAX_CHARS", "0")
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT_SCOPE", "all")  # every turn scored (by default only the last 5)
     monkeypatch.setenv("QA_INSPECT_CALL_BUDGET_S", "2")
     get_scorer().score(["你好"], ["customer"])  # models loaded outside any call's budget
     slow = [("customer", f"第{i}次了，我对你们的服务非常不满意，问题一直没有解决", i * 2.0, i * 2.0 + 1.5)

@@ -84,7 +84,7 @@ def test_rescore_changes_scores_without_transcribing(root, samples, tmp_path):
         assert summary.calls_per_s and summary.calls_per_s > 0
 
         # the stored config hash is what `run` computes with the new packs: a re-run skips all
-        assert after["zh_polite_inquiry"].config_hash == config_hash(stage_key("fake-asr"), new_zh)
+        assert after["zh_polite_inquiry"].config_hash == config_hash(stage_key("fake-asr", packs.enrich_config()), new_zh)
         s = run_batch(items, PackSet([new_zh, en]), store, lambda: fake, "fake-asr")
         assert (s.skipped, s.ok, fake.calls) == (13, 0, 13)
         # ... and a run with the old packs re-scores the Mandarin calls instead of trusting the
@@ -176,3 +176,50 @@ def test_progress_fields_and_live_bar():
     quiet = BatchProgress(10, live=False)
     with quiet:
         quiet.update(s)  # no-op
+
+
+def test_a_pack_that_newly_reads_sentiment_gets_it_computed_by_the_rescore(root, samples, tmp_path, monkeypatch):
+    """issue 18: `run` scores the sentiment its packs read (the end window for the shipped
+    packs); a re-score whose pack newly reads customer_sentiment_min computes it for every
+    call then (text only, nothing transcribed), equal to a full enrichment, and stores the
+    widened transcript under the key a later `run` with that pack computes (which skips)."""
+    from qa_inspect.enrich import enrich
+
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "lexicon")  # the scope logic, without model loads
+    monkeypatch.delenv("QA_INSPECT_SENTIMENT_SCOPE", raising=False)
+    en = load_pack(root / "rules/telecom_en.yaml")
+    packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), en])
+    d = yaml.safe_load((root / "rules/telecom_zh.yaml").read_text(encoding="utf-8"))
+    d["rules"].append({"id": "low_point", "title": "customer at a low point", "category": "test", "kind": "risk",
+                       "severity": "minor", "deduction": 0,
+                       "match": {"metric": {"name": "customer_sentiment_min", "op": "lt", "value": -0.3}}})
+    p = tmp_path / "zh_min.yaml"
+    p.write_text(yaml.safe_dump(d, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    new = PackSet([load_pack(p), en])
+    items = [i for i in read_input(samples / "transcripts.jsonl") if i.call.language == "zh"]
+    with open_store(tmp_path / "q.db") as store:
+        run_batch(items, packs, store, lambda: None, "x")
+        before = {r.call.call_id: r for r in store.results()}
+        assert {r.transcript.metrics["sentiment_scope"] for r in before.values()} == {"end"}
+        assert not any("customer_sentiment_min" in r.metrics for r in before.values())
+
+        s = rescore(store, new)
+        assert (s.rescored, s.failed) == (len(items), 0)
+        after = {r.call.call_id: r for r in store.results()}
+        lows = 0
+        for it in items:
+            cid, r = it.call.call_id, after[it.call.call_id]
+            full = enrich(it.transcript)  # every utterance, as `rules eval` enriches
+            assert r.transcript.metrics["sentiment_scope"] == "all"
+            assert r.metrics.get("customer_sentiment_min") == full.metrics.get("customer_sentiment_min"), cid
+            assert r.metrics.get("customer_sentiment_end") == before[cid].metrics.get("customer_sentiment_end")
+            low = next(x for x in r.rules if x.rule_id == "low_point")
+            assert low.outcome in ("hit", "pass"), (cid, low.outcome, low.reason)
+            lows += low.outcome == "hit"
+        assert 0 < lows < len(items)
+        # what a `run` with the new packs computes: everything is done already
+        again = run_batch(items, new, store, lambda: None, "x")
+        assert (again.skipped, again.ok) == (len(items), 0)
+        # the shipped packs again: nothing newly read, nothing recomputed by a re-score
+        s = rescore(store, packs)
+        assert {r.transcript.metrics["sentiment_scope"] for r in store.results() if r.status == "ok"} == {"all"}

@@ -122,6 +122,6 @@ def test_audio_with_two_asr_configs_keeps_the_right_key(root, samples, tmp_path)
         assert (s.rescored, s.failed) == (2, 0)
         zh = load_pack(root / "rules/telecom_zh.yaml")
         for r in st.results():
-            assert r.config_hash == config_hash(stage_key("asr-A"), zh), r.call.call_id
+            assert r.config_hash == config_hash(stage_key("asr-A", packs.enrich_config()), zh), r.call.call_id
         s = run_batch(items, new, st, lambda: fake, "asr-A")
         assert s.skipped == 2

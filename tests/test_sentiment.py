@@ -283,3 +283,83 @@ def test_model_parts_run_on_customer_utterances_and_describe_names_it():
     assert cust.score(texts) == full.score(texts)  # no roles: every part for every text
     assert describe(SentimentConfig(backend="combined")) != describe(SentimentConfig(backend="lexicon"))
     assert "models=customer" in cust.describe() and "models=all" in full.describe()
+
+
+class _Counting:
+    """A scorer that records which texts it was asked to score (FixedScorer underneath)."""
+
+    name = "counting"
+
+    def __init__(self, mapping):
+        self.inner, self.seen = FixedScorer(mapping), []
+
+    def score(self, texts, roles=None):
+        self.seen += list(texts)
+        return self.inner.score(texts, roles)
+
+
+def test_scope_scores_only_the_windows_it_reads_and_their_values_match_all():
+    """issue 18: "end" scores the customer's last 5 scorable utterances (what alerts, KPIs and
+    the shipped packs read), "start+end" also the first 3; the metrics they give equal the
+    ones scored over every utterance; a metric outside the scope is absent, never guessed."""
+    from qa_inspect.enrich.sentiment import scope_for, scored_turns
+
+    cust = [f"C{i}" for i in range(1, 11)]
+    scores = {t: (i % 5 - 2) / 3 for i, t in enumerate(cust)} | {"A1": 0.3, "A2": -0.3}
+    turns = [("agent", "A1")] + [("customer", t) for t in cust[:5]] + [("customer", "嗯"), ("agent", "A2")] \
+        + [("customer", t) for t in cust[5:]]
+    tr = _call(*turns)
+    full = add_sentiment(tr, FixedScorer(scores))
+    assert full.metrics["sentiment_scope"] == "all"
+    for scope, seen, have in [("end", cust[5:], {"customer_sentiment_end"}),
+                              ("start+end", cust[:3] + cust[5:], {"customer_sentiment_start", "customer_sentiment_end",
+                                                                 "customer_sentiment_delta"})]:
+        sc = _Counting(scores)
+        out = add_sentiment(tr, sc, scope)
+        assert sorted(sc.seen) == sorted(seen + ["A1", "A2"]), scope  # agents: always (lexicon alone, µs)
+        got = {k for k in out.metrics if k.startswith("customer_sentiment")}
+        assert got == have, scope
+        for k in have | {"agent_sentiment_mean"}:
+            assert out.metrics[k] == full.metrics[k], (scope, k)
+        assert out.metrics["sentiment_scope"] == scope
+        by_text = {t.text: t.metrics.get("sentiment") for t in out.turns}
+        assert by_text["嗯"] == 0.0  # a filler: 0 by definition, not scored
+        assert all(by_text[t] is None for t in cust if t not in seen)  # outside the scope: no score
+        assert all(by_text[t] == full_t.metrics["sentiment"] for t, full_t in zip(
+            [t.text for t in full.turns], full.turns) if t in seen)
+    assert scored_turns(["customer", "customer"], ["嗯", "好"], "end") == [False, True]
+    assert (scope_for([]), scope_for(["max_silence_s"]), scope_for(["customer_sentiment_end"])) == ("end",) * 3
+    assert scope_for(["customer_sentiment_delta"]) == scope_for(["customer_sentiment_start"]) == "start+end"
+    assert scope_for(["customer_sentiment_min", "customer_sentiment_start"]) == scope_for(None) == "all"
+    with pytest.raises(SentimentConfigError):
+        add_sentiment(tr, FixedScorer(scores), "middle")
+
+
+def test_a_narrower_scope_replaces_sentiment_metrics_left_from_a_wider_one():
+    tr = _call(*[("customer", f"C{i}") for i in range(8)])
+    wide = add_sentiment(tr, FixedScorer({"C0": -1.0}, 0.5))
+    assert wide.metrics["customer_sentiment_min"] == -1.0
+    narrow = add_sentiment(wide, FixedScorer({"C0": -1.0}, 0.5), "end")
+    assert "customer_sentiment_min" not in narrow.metrics and "customer_sentiment_start" not in narrow.metrics
+
+
+def test_enrich_config_for_packs_and_its_key(root, monkeypatch):
+    from qa_inspect.batch.score import PackSet
+    from qa_inspect.enrich import EnrichConfig
+    from qa_inspect.errors import QAError
+    from qa_inspect.rules import load_pack
+
+    monkeypatch.delenv("QA_INSPECT_SENTIMENT_SCOPE", raising=False)
+    tele = PackSet([load_pack(root / "rules/telecom_zh.yaml")])
+    cs = load_pack(root / "rules/customer_service_zh.yaml")
+    assert "customer_sentiment_end" in cs.metric_names and "max_silence_s" in tele.metric_names
+    assert tele.enrich_config().sentiment_scope == PackSet([cs]).enrich_config().sentiment_scope == "end"
+    every = EnrichConfig.for_metrics(["customer_sentiment_min"])
+    assert every.sentiment_scope == "all" and every.key() == EnrichConfig.from_env().key()  # keys made before scopes hold
+    keys = {EnrichConfig.for_metrics(m).key() for m in ([], ["customer_sentiment_delta"], ["customer_sentiment_min"])}
+    assert len(keys) == 3
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT_SCOPE", "all")
+    assert tele.enrich_config().sentiment_scope == "all"
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT_SCOPE", "most")
+    with pytest.raises(QAError, match="QA_INSPECT_SENTIMENT_SCOPE"):
+        tele.enrich_config()

@@ -164,8 +164,9 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
     ``on_result`` gets each new result; ``on_progress`` is called after every item, skipped
     ones included (then with ``None``), with the running summary (``wall_s`` kept current).
     ``asr_key``: the ASR configuration's key (``ASRConfig.key()``); ``enrich_cfg``: the
-    enrichment configuration (default: from the environment); together the stage key."""
-    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    enrichment configuration (default: what the packs need, ``PackSet.enrich_config``); together
+    the stage key."""
+    enrich_cfg = enrich_cfg or packs.enrich_config()
     key = stage_key(asr_key, enrich_cfg)
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()

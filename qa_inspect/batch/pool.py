@@ -231,7 +231,7 @@ def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg
 
     ``worker_stats``, if given, is filled with ``{pid: peak RSS in MiB}`` of each process that
     transcribed (the parent's own pid for the in-process path). ``log_setup``: see ``init_worker``."""
-    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    enrich_cfg = enrich_cfg or packs.enrich_config()
     key = stage_key(asr_cfg.key(), enrich_cfg)
     holder: dict = {}
 

@@ -140,7 +140,7 @@ def run_batch_ray(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg, wor
     ASR config key of ``asr_cfg`` is still what the transcripts are cached under."""
     import time
 
-    enrich_cfg = enrich_cfg or EnrichConfig.from_env()
+    enrich_cfg = enrich_cfg or packs.enrich_config()
     key = stage_key(asr_cfg.key(), enrich_cfg)  # cpu_threads is not part of it: same key as the local executors
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()

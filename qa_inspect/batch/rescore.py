@@ -29,8 +29,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.batch.score import asr_key_of, config_hash, is_stage_key, score_transcript
-from qa_inspect.enrich import RUN_METRICS
+from qa_inspect.batch.score import ENRICH_SEP, asr_key_of, asr_part, config_hash, is_stage_key, score_transcript
+from qa_inspect.enrich import RUN_METRICS, widen_sentiment
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
 from qa_inspect.store import dumps, loads, open_store, result_row
@@ -110,7 +110,8 @@ def rescore_chunk(rows: list[tuple[str, str]], on_result: Callable | None = None
                     continue
                 key = cands[0]
             new = _score(old, tr, key)
-            out.rows.append(result_row(new, _record(new, d["transcript"])))
+            stored = d["transcript"] if new.transcript is tr else new.transcript.to_dict()  # widened: the new one
+            out.rows.append(result_row(new, _record(new, stored)))
         except Exception as e:  # one bad row must not stop the re-score; its stored result stays
             log.exception("re-scoring %s failed", cid)
             out.failures[cid] = f"{type(e).__name__}: {e}"
@@ -159,9 +160,16 @@ def _record(new: CallResult, transcript: dict) -> dict:
 
 
 def _score(old: CallResult, tr, key: str | None) -> CallResult:
+    """The call scored anew with its pack. A pack that reads sentiment the stored enrichment
+    did not compute (its scope, ``enrich.sentiment.SCOPES``, was narrower) gets it computed
+    now, and the result carries the widened transcript under its new stage key."""
     # CallResult.from_dict doesn't keep the call's language; the transcript has it
     call = dataclasses.replace(old.call, language=tr.language or old.call.language)
     scored = _PACKS.for_language(call.language)
+    wide = widen_sentiment(tr, scored.pack.metric_names)
+    if wide is not None:
+        tr = wide
+        key = f"{asr_part(key) if key else 'given'}{ENRICH_SEP}{wide.metrics['enrichment']}"
     cfg = config_hash(key if key is not None else "rescore:unknown-asr", scored)
     extra = {k: old.metrics[k] for k in RUN_METRICS if k in old.metrics}  # measured at run time
     return score_transcript(WorkItem(call=call), tr, scored, audio_hash=old.audio_hash,

@@ -92,6 +92,15 @@ class PackSet:
     def describe(self) -> str:
         return ", ".join(s.describe() for s in self.scored)
 
+    @property
+    def metric_names(self) -> frozenset[str]:
+        """Every call-level metric the packs' ``metric:`` conditions read."""
+        return frozenset().union(*(p.metric_names for p in self.packs))
+
+    def enrich_config(self) -> EnrichConfig:
+        """The enrichment these packs need: sentiment where they and the reports read it."""
+        return EnrichConfig.for_metrics(self.metric_names)
+
 
 def asr_key_of(store, old: CallResult) -> str | None:
     """The stage key behind a stored result's transcript, so the config hash a re-score

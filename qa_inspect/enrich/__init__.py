@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from qa_inspect.enrich.talk import talk_metrics
 from qa_inspect.records import Transcript
@@ -70,16 +70,34 @@ def _acoustics_default():
 
 @dataclass(frozen=True)
 class EnrichConfig:
-    """What enrichment runs with: the sentiment configuration (``QA_INSPECT_SENTIMENT*``) and
-    the acoustic thresholds."""
+    """What enrichment runs with: the sentiment configuration (``QA_INSPECT_SENTIMENT*``), which
+    utterances it scores, and the acoustic thresholds."""
 
     sentiment: Any = field(default_factory=_sentiment_default)  # enrich.sentiment.SentimentConfig
     acoustics: Any = field(default_factory=_acoustics_default)  # enrich.acoustics.AcousticConfig
     sentiment_max_chars: int = field(default_factory=sentiment_max_chars)  # per turn, 0 = no cap
+    # which customer utterances get sentiment (enrich.sentiment.SCOPES): "all" unless the
+    # caller knows what is read (``for_metrics``)
+    sentiment_scope: str = "all"
 
     @classmethod
     def from_env(cls) -> "EnrichConfig":
         return cls()
+
+    @classmethod
+    def for_metrics(cls, metrics: Iterable[str]) -> "EnrichConfig":
+        """The configuration for a batch whose packs read ``metrics`` (``RulePack.metric_names``):
+        sentiment only where those metrics and the reports look (``enrich.sentiment.scope_for``),
+        unless ``QA_INSPECT_SENTIMENT_SCOPE`` names a scope (``all``: every utterance, e.g. to
+        keep per-utterance scores for analysis)."""
+        from qa_inspect.enrich.sentiment import SCOPES, scope_for
+
+        forced = os.environ.get("QA_INSPECT_SENTIMENT_SCOPE", "").strip()
+        if forced and forced not in SCOPES:
+            from qa_inspect.errors import QAError
+
+            raise QAError(f"QA_INSPECT_SENTIMENT_SCOPE={forced!r}: expected one of {', '.join(SCOPES)}")
+        return cls(sentiment_scope=forced or scope_for(metrics))
 
     def key(self) -> str:
         """Hash of everything that changes what ``enrich`` stores."""
@@ -89,6 +107,8 @@ class EnrichConfig:
         # models see), which changes when the code does even if the configuration does not
         d = {"version": ENRICH_VERSION, "sentiment": asdict(self.sentiment), "scorer": describe(self.sentiment),
              "acoustics": asdict(self.acoustics), "sentiment_max_chars": self.sentiment_max_chars}
+        if self.sentiment_scope != "all":  # "all" is what every key before scopes computed
+            d["sentiment_scope"] = self.sentiment_scope
         return hashlib.sha256(repr(sorted(d.items())).encode()).hexdigest()[:12]
 
 
@@ -112,6 +132,22 @@ def call_metrics(tr: Transcript, extra: Mapping[str, Any] | None = None) -> dict
     return metrics
 
 
+def widen_sentiment(tr: Transcript, metrics: Iterable[str]) -> Transcript | None:
+    """``tr`` with its sentiment computed again (text only; acoustics kept) over the scope that
+    ``metrics`` need, when the scope it was enriched with is narrower (a re-score whose packs
+    newly read e.g. ``customer_sentiment_min``); None when it already covers them. The new
+    enrichment key is in ``metrics["enrichment"]`` as usual."""
+    from qa_inspect.enrich.sentiment import SCOPES, scope_for
+
+    have = tr.metrics.get("sentiment_scope", "all")  # enriched before scopes: every utterance
+    need = scope_for(metrics)
+    if have not in SCOPES or SCOPES.index(need) <= SCOPES.index(have):
+        return None
+    cfg = dataclasses.replace(EnrichConfig.from_env(), sentiment_scope=need)
+    out = _sentiment(tr, cfg)
+    return dataclasses.replace(out, metrics={**out.metrics, "enrichment": cfg.key()})
+
+
 def _sentiment(tr: Transcript, cfg: EnrichConfig) -> Transcript:
     """Sentiment per utterance and customer/agent sentiment per call (enrich.sentiment)."""
     from qa_inspect.enrich.sentiment import add_sentiment, get_scorer
@@ -123,10 +159,10 @@ def _sentiment(tr: Transcript, cfg: EnrichConfig) -> Transcript:
         if any(len(t.text) > cap for t in tr.turns) and cap:
             short = dataclasses.replace(tr, turns=tuple(dataclasses.replace(t, text=_capped(t.text, cap))
                                                         for t in tr.turns))
-            scored = add_sentiment(short, scorer)  # the metrics go back onto the turns with their full text
+            scored = add_sentiment(short, scorer, cfg.sentiment_scope)  # the metrics go back onto the turns with their full text
             return dataclasses.replace(scored, turns=tuple(dataclasses.replace(t, metrics=s.metrics)
                                                            for t, s in zip(tr.turns, scored.turns)))
-        return add_sentiment(tr, scorer)
+        return add_sentiment(tr, scorer, cfg.sentiment_scope)
     except QAError:  # misconfiguration (e.g. no local model for the transformers backend): say so
         raise
     except Exception:  # a metrics failure must not cost the call its transcript and score
@@ -148,4 +184,5 @@ def _acoustics(tr: Transcript, audio: Any, cfg: EnrichConfig) -> Transcript:
         return tr
 
 
-__all__ = ["ENRICH_VERSION", "RUN_METRICS", "EnrichConfig", "call_metrics", "enrich", "talk_metrics"]
+__all__ = ["ENRICH_VERSION", "RUN_METRICS", "EnrichConfig", "call_metrics", "enrich", "talk_metrics",
+           "widen_sentiment"]

@@ -120,8 +120,9 @@ TALK_METRICS: tuple[tuple[str, str, str], ...] = (
     ("agent_interruptions", "坐席抢话 / Agent interruptions", "int"),
     ("customer_interruptions", "客户插话 / Customer interruptions", "int"),
     ("talk_ratio", "坐席/客户说话比 / Agent:customer talk time", "ratio"),
+    # the end, not the low point: run computes customer sentiment only where it is read (the end
+    # window, unless a pack reads more; enrich.sentiment.SCOPES), and the end is what alerts use
     ("customer_sentiment_end", "客户结束情绪 / Customer sentiment (end)", "sent"),
-    ("customer_sentiment_min", "客户最低情绪 / Customer sentiment (min)", "sent"),
     ("agent_sentiment_mean", "坐席平均情绪 / Agent sentiment (mean)", "sent"),
 )
 

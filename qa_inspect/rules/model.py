@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 KINDS = ("required", "forbidden", "risk")
@@ -219,3 +220,9 @@ class RulePack:
     grades: tuple[GradeBand, ...]
     source: str = ""
     hash: str = ""
+
+    @cached_property
+    def metric_names(self) -> frozenset[str]:
+        """The call-level metrics its ``metric:`` conditions read (match, when, named conditions)."""
+        conds = [c for r in self.rules for c in (r.match, r.when, *(c for _, c in r.conditions))]
+        return frozenset(c.metric.name for c in conds if c is not None and c.metric is not None)

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from qa_inspect.errors import QAError
 from qa_inspect.records import Transcript
@@ -25,7 +25,8 @@ from qa_inspect.enrich.sentiment.lexicon import Lexicon, analyse, is_filler
 
 __all__ = ["SentimentConfig", "Scorer", "LexiconScorer", "CombinedScorer", "EmbeddingScorer", "SnowNLPScorer",
            "JiaguScorer", "TransformersScorer", "FixedScorer", "get_scorer", "add_sentiment", "call_metrics",
-           "label_value", "Lexicon", "analyse", "is_filler", "BACKENDS", "describe"]
+           "label_value", "Lexicon", "analyse", "is_filler", "BACKENDS", "describe", "SCOPES",
+           "CALL_METRICS", "ALWAYS_READ", "scope_for", "scored_turns"]
 
 BACKENDS = ("combined", "lexicon", "transformers")
 # Call-level windows: the customer's first/last few scored (non-filler) utterances. The end
@@ -34,6 +35,60 @@ START_WEIGHTS = (1.0, 1.0, 1.0)  # first, second, third customer utterance
 # 5 utterances, not 1: on ASR text a customer's last words are often fragments (那, 我就说了);
 # picked over 3 on the labelled dev calls (bench/sentiment_eval.py).
 END_WEIGHTS = (5.0, 4.0, 3.0, 2.0, 1.0)  # last, second to last, …
+
+# The call-level sentiment metrics and what each reads of the customer's scorable utterances.
+CALL_METRICS = ("customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_min",
+                "customer_sentiment_delta", "agent_sentiment_mean")
+# Read for every call whatever the packs say: the alerts (ending very negative), the KPI
+# "customer sentiment at the end" and the trainers' example ranking.
+ALWAYS_READ = ("customer_sentiment_end",)
+# Which customer utterances get scored (issue 18): the scorer's models cost ~1 ms an utterance
+# and a MUSIED call has ~25 scorable customer utterances, while what is read of them is mostly
+# the end window. "end": the last len(END_WEIGHTS); "start+end": also the first
+# len(START_WEIGHTS) (customer_sentiment_start, _delta); "all": every one (customer_sentiment_min,
+# and what `rules eval` and the sentiment benchmark measure). Agent utterances are always scored
+# (the combined scorer gives them the lexicon alone: µs). Every stored score is the scorer's
+# full score; an utterance outside the scope has none (no ``sentiment`` in its metrics).
+SCOPES = ("end", "start+end", "all")
+
+
+def scope_for(metrics: Iterable[str] | None) -> str:
+    """The narrowest scope that computes ``metrics`` (metric names, e.g. every ``metric:``
+    condition of the configured packs) plus ``ALWAYS_READ``; None: every utterance."""
+    if metrics is None:
+        return "all"
+    read = set(metrics) | set(ALWAYS_READ)
+    if "customer_sentiment_min" in read:
+        return "all"
+    if read & {"customer_sentiment_start", "customer_sentiment_delta"}:
+        return "start+end"
+    return "end"
+
+
+def _scope_metrics(scope: str) -> set[str]:
+    """The customer metrics a scope computes."""
+    if scope == "all":
+        return set(CALL_METRICS)
+    if scope == "start+end":
+        return {"customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_delta"}
+    return {"customer_sentiment_end"}
+
+
+def scored_turns(roles: Sequence[str], texts: Sequence[str], scope: str = "all") -> list[bool]:
+    """Which turns ``scope`` scores: every agent (and unknown-role) turn, and the customer's
+    scorable (non-filler) utterances in the scope's windows; customer fillers are not scored
+    (their sentiment is 0 by definition)."""
+    if scope not in SCOPES:
+        raise SentimentConfigError(f"sentiment scope {scope!r}: expected one of {', '.join(SCOPES)}")
+    out = [r != "customer" for r in roles]
+    cust = [i for i, (r, t) in enumerate(zip(roles, texts)) if r == "customer" and not is_filler(t)]
+    if scope == "all":
+        keep = cust
+    else:
+        keep = cust[-len(END_WEIGHTS):] + (cust[:len(START_WEIGHTS)] if scope == "start+end" else [])
+    for i in keep:
+        out[i] = True
+    return out
 
 
 class SentimentConfigError(QAError):
@@ -102,31 +157,44 @@ def _wmean(values: Sequence[float], weights: Sequence[float]) -> float:
     return sum(v * x for v, x in zip(values, w)) / sum(w)
 
 
-def call_metrics(roles: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> dict[str, float]:
-    """Call-level sentiment from per-utterance scores; filler-only utterances do not count.
-    Customer metrics are absent when the customer said nothing scorable (a rule then reports
-    "metric not available" instead of guessing)."""
-    cust = [s for r, t, s in zip(roles, texts, scores) if r == "customer" and not is_filler(t)]
-    agent = [s for r, t, s in zip(roles, texts, scores) if r == "agent" and not is_filler(t)]
+def call_metrics(roles: Sequence[str], texts: Sequence[str], scores: Sequence[float | None],
+                 scope: str = "all") -> dict[str, float]:
+    """Call-level sentiment from per-utterance scores (None: not scored); filler-only
+    utterances do not count. ``scope``: which customer metrics to compute (``SCOPES``; the
+    scores must cover its windows). Customer metrics are absent when the customer said nothing
+    scorable (a rule then reports "metric not available" instead of guessing)."""
+    cust = [s for r, t, s in zip(roles, texts, scores) if r == "customer" and s is not None and not is_filler(t)]
+    agent = [s for r, t, s in zip(roles, texts, scores) if r == "agent" and s is not None and not is_filler(t)]
+    want = _scope_metrics(scope)
     out: dict[str, float] = {}
     if cust:
         start = _wmean(cust[:len(START_WEIGHTS)], START_WEIGHTS)
         end = _wmean(cust[::-1][:len(END_WEIGHTS)], END_WEIGHTS)
-        out.update(customer_sentiment_start=round(start, 4), customer_sentiment_end=round(end, 4),
+        got = dict(customer_sentiment_start=round(start, 4), customer_sentiment_end=round(end, 4),
                    customer_sentiment_min=round(min(cust), 4),
                    customer_sentiment_delta=round(end - start, 4))  # > 0: ended calmer than started
+        out.update((k, v) for k, v in got.items() if k in want)
     if agent:
         out["agent_sentiment_mean"] = round(sum(agent) / len(agent), 4)
     return out
 
 
-def add_sentiment(tr: Transcript, scorer: Scorer | None = None) -> Transcript:
-    """``tr`` with ``Turn.metrics["sentiment"]`` on every turn and the call-level metrics in
-    ``Transcript.metrics`` (other metrics already there are kept)."""
+def add_sentiment(tr: Transcript, scorer: Scorer | None = None, scope: str = "all") -> Transcript:
+    """``tr`` with ``Turn.metrics["sentiment"]`` on the turns ``scope`` scores (``scored_turns``;
+    customer fillers get 0) and the call-level metrics in ``Transcript.metrics`` (other metrics
+    already there are kept, sentiment ones replaced; ``sentiment_scope`` names the scope)."""
     scorer = scorer or get_scorer()
     texts = [t.text for t in tr.turns]
-    scores = [round(s, 4) for s in scorer.score(texts, [t.role for t in tr.turns])] if texts else []  # one batch per call
-    turns = tuple(dataclasses.replace(t, metrics={**t.metrics, "sentiment": s}) for t, s in zip(tr.turns, scores))
-    metrics = {**tr.metrics, **call_metrics([t.role for t in tr.turns], texts, scores),
-               "sentiment_scorer": scorer.name}
+    roles = [t.role for t in tr.turns]
+    todo = [i for i, yes in enumerate(scored_turns(roles, texts, scope)) if yes]
+    # customer fillers: 0 by definition; customer utterances outside the scope: no score
+    scores: list[float | None] = [0.0 if r == "customer" and is_filler(x) else None for r, x in zip(roles, texts)]
+    if todo:  # one batch per call
+        for i, s in zip(todo, scorer.score([texts[i] for i in todo], [roles[i] for i in todo])):
+            scores[i] = round(s, 4)
+    turns = tuple(t if s is None else dataclasses.replace(t, metrics={**t.metrics, "sentiment": s})
+                  for t, s in zip(tr.turns, scores))
+    kept = {k: v for k, v in tr.metrics.items() if k not in CALL_METRICS}  # none left from another scope
+    metrics = {**kept, **call_metrics(roles, texts, scores, scope),
+               "sentiment_scorer": scorer.name, "sentiment_scope": scope}
     return dataclasses.replace(tr, turns=turns, metrics=metrics)
