@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # -- negative terms ------------------------------------------------------------------------
 _NEG_ZH = {
@@ -163,7 +164,16 @@ def analyse(text: str, lex: Lexicon) -> list[Hit]:
 
 def is_filler(text: str) -> bool:
     """True for empty turns and turns of fillers only (嗯, 啊, 喂…): they carry no sentiment."""
+    # asked several times per turn (scope, scorers, call metrics), ~14 µs each: short texts
+    # (nearly every utterance) are remembered; a long one is worked out (and not kept)
+    return _is_filler_short(text) if len(text) <= 64 else _is_filler(text)
+
+
+def _is_filler(text: str) -> bool:
     return all(u in FILLERS for u in units(text))
+
+
+_is_filler_short = lru_cache(maxsize=16384)(_is_filler)  # ≤ 16,384 × 64 characters
 
 
 def lexicon_score(text: str, lex: Lexicon) -> float:
