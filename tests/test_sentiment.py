@@ -363,3 +363,30 @@ def test_enrich_config_for_packs_and_its_key(root, monkeypatch):
     monkeypatch.setenv("QA_INSPECT_SENTIMENT_SCOPE", "most")
     with pytest.raises(QAError, match="QA_INSPECT_SENTIMENT_SCOPE"):
         tele.enrich_config()
+
+
+def test_lexicon_fast_paths_match_the_plain_definitions(samples):
+    """issue 18: ``units`` in one regex pass equals "match every character, drop punctuation",
+    on every character; ``analyse`` trying only the entry lengths that start at a unit equals
+    trying every length at every unit (longest first)."""
+    import re
+    from qa_inspect.enrich.sentiment import lexicon as L
+
+    unit, punct = re.compile(r"[a-z][a-z']*|\d+|[^\sa-z\d]"), re.compile(r"[\s\W_]+")
+    for i in [*range(0xD800), *range(0xE000, 0x110000, 13)]:
+        t = f"x{chr(i)}1{chr(i)}中 It's"
+        assert L.units(t) == [u for u in unit.findall(t.lower()) if not punct.fullmatch(u)], hex(i)
+
+    class EveryLength(dict):
+        def get(self, key, default=None):
+            return range(lex.max_len, 0, -1)
+
+    lex = L.Lexicon.default()
+    plain = L.Lexicon.build(lex.terms, lex.negators, lex.intensifiers)
+    plain.__dict__["lengths"] = EveryLength()  # the cached_property, replaced by "try them all"
+    texts = [t["text"] for line in (samples / "transcripts.jsonl").read_text(encoding="utf-8").splitlines()
+             for t in json.loads(line)["turns"]]
+    texts += ["我真的非常不满意，不太好，没有帮到我", "I am not happy at all, this is totally ridiculous", "不不不 很很 好"]
+    assert sum(len(L.analyse(t, lex)) for t in texts) > 20
+    for t in texts:
+        assert L.analyse(t, lex) == L.analyse(t, plain), t

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 # -- negative terms ------------------------------------------------------------------------
 _NEG_ZH = {
@@ -83,13 +83,14 @@ SQUASH = 1.2  # utterance score = tanh(sum / SQUASH)
 
 FILLERS = set("嗯啊哎唉诶呃哦噢喂呀吧呢嘛哈额啦")
 
-_UNIT = re.compile(r"[a-z][a-z']*|\d+|[^\sa-z\d]")
-_PUNCT = re.compile(r"[\s\W_]+", re.U)
+# a Latin word, a digit run, or one other word character (a CJK character): punctuation,
+# spaces and "_" never form a unit (one regex pass; it used to match them and drop them after)
+_UNIT = re.compile(r"[a-z][a-z']*|\d+|[^\W\da-z_]")
 
 
 def units(text: str) -> list[str]:
     """One CJK character or one Latin word (lower-cased) or one digit run per unit; punctuation dropped."""
-    return [u for u in _UNIT.findall(text.lower()) if not _PUNCT.fullmatch(u)]
+    return _UNIT.findall(text.lower())
 
 
 def _entries(groups: dict[float, str]) -> dict[tuple[str, ...], float]:
@@ -119,6 +120,15 @@ class Lexicon:
         return cls(terms=dict(terms), negators=frozenset(negators), intensifiers=dict(intensifiers),
                    max_len=max((len(k) for k in keys), default=1))
 
+    @cached_property
+    def lengths(self) -> dict[str, tuple[int, ...]]:
+        """First unit → the lengths of the entries that start with it, longest first: most
+        units start none, and ``analyse`` then tries no slice at all."""
+        by: dict[str, set[int]] = {}
+        for k in (*self.terms, *self.negators, *self.intensifiers):
+            by.setdefault(k[0], set()).add(len(k))
+        return {u: tuple(sorted(ls, reverse=True)) for u, ls in by.items()}
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -132,14 +142,15 @@ def analyse(text: str, lex: Lexicon) -> list[Hit]:
     hits: list[Hit] = []
     negate_until = boost_until = -1
     boost = 1.0
-    i, n, longest = 0, len(u), lex.max_len
+    i, n, lengths = 0, len(u), lex.lengths
     while i < n:
         found = None
-        for L in range(min(longest, n - i), 0, -1):
-            key = tuple(u[i:i + L])
-            if key in lex.terms or key in lex.negators or key in lex.intensifiers:
-                found = key
-                break
+        for L in lengths.get(u[i], ()):  # the entries' lengths from this unit, longest first
+            if L <= n - i:
+                key = tuple(u[i:i + L])
+                if key in lex.terms or key in lex.negators or key in lex.intensifiers:
+                    found = key
+                    break
         if found is None:
             i += 1
             continue
