@@ -390,3 +390,42 @@ def test_lexicon_fast_paths_match_the_plain_definitions(samples):
     assert sum(len(L.analyse(t, lex)) for t in texts) > 20
     for t in texts:
         assert L.analyse(t, lex) == L.analyse(t, plain), t
+
+
+def test_given_transcripts_are_scored_a_chunk_at_a_time_with_the_same_results(root, samples, tmp_path, monkeypatch):
+    """issue 18: `run` on given transcripts scores a group's utterances in one batch (the
+    encoder's matrix products are cheaper per call that way), then each call's enrichment reads
+    them from the scorer's cache: the sentence encoder runs once for the 13 sample calls instead
+    of once per call, and every stored score and metric is what call-by-call scoring gives."""
+    from qa_inspect.batch import pipeline
+    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.score import PackSet
+    from qa_inspect.rules import load_pack
+    from qa_inspect.store import open_store
+
+    monkeypatch.setenv("QA_INSPECT_SENTIMENT", "combined")
+    monkeypatch.delenv("QA_INSPECT_SENTIMENT_SCOPE", raising=False)
+    packs = PackSet([load_pack(root / "rules/telecom_zh.yaml"), load_pack(root / "rules/telecom_en.yaml")])
+    items = read_input(samples / "transcripts.jsonl")
+    scorer = get_scorer()
+    part = scorer.parts["embedding"]
+    batches = []
+    real = part.score
+    monkeypatch.setattr(part, "score", lambda texts, roles=None: batches.append(len(texts)) or real(texts, roles))
+
+    def run(name):
+        scorer._cache.clear()
+        batches.clear()
+        with open_store(tmp_path / f"{name}.db") as st:
+            pipeline.run_batch(items, packs, st, lambda: None, "x")
+            got = {r.call.call_id: ([t.metrics.get("sentiment") for t in r.transcript.turns],
+                                    {k: v for k, v in r.metrics.items() if "sentiment" in k})
+                   for r in st.results()}
+        return got, list(batches)
+
+    grouped, b1 = run("grouped")
+    monkeypatch.setattr(pipeline, "WARM_GROUP", 1)
+    single, b2 = run("single")
+    assert len(b1) == 1 and len(b2) == len(items) > 10 and sum(b1) == sum(b2)
+    assert grouped == single
+    assert all(m["sentiment_scope"] == "end" for _, m in grouped.values())

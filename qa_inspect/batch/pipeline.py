@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
 from qa_inspect.batch.score import PackSet, asr_part, config_hash, error_result, score_transcript, stage_key
-from qa_inspect.enrich import EnrichConfig, enrich
+from qa_inspect.enrich import EnrichConfig, enrich, warm_sentiment
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
 from qa_inspect.scoring import ScoredPack
@@ -105,6 +105,31 @@ def undone(items: Sequence[WorkItem], packs: PackSet, store, key: str, force: bo
         yield item, scored, cfg
 
 
+WARM_GROUP = 16  # given transcripts whose sentiment is scored in one batch (enrich.warm_sentiment)
+
+
+def warmed(pending: Iterable[tuple[WorkItem, ScoredPack, str]], enrich_cfg: EnrichConfig | None,
+           group: int | None = None) -> Iterator[tuple[WorkItem, ScoredPack, str]]:
+    """``pending`` (from ``undone``) as it was, with the sentiment of each ``group`` (default
+    ``WARM_GROUP``) of given transcripts scored in one batch before they are yielded
+    (``enrich.warm_sentiment``)."""
+    group = group or WARM_GROUP
+    buf: list[tuple[WorkItem, ScoredPack, str]] = []
+    for entry in pending:
+        buf.append(entry)
+        if len(buf) == group:
+            yield from _warm(buf, enrich_cfg)
+            buf = []
+    yield from _warm(buf, enrich_cfg)
+
+
+def _warm(buf: list, enrich_cfg: EnrichConfig | None) -> list:
+    given = [it.transcript for it, _, _ in buf if it.transcript is not None and not it.error]
+    if len(given) > 1:
+        warm_sentiment(given, enrich_cfg)
+    return buf
+
+
 def process_item(item: WorkItem, scored: ScoredPack, store,
                  get_transcriber: Callable[[], Transcriber], key: str,
                  summary: BatchSummary, enrich_cfg: EnrichConfig | None = None) -> CallResult:
@@ -170,7 +195,7 @@ def run_batch(items: Sequence[WorkItem], packs: PackSet, store,
     key = stage_key(asr_key, enrich_cfg)
     summary = BatchSummary(total=len(items))
     t0 = time.perf_counter()
-    for item, scored, _cfg in undone(items, packs, store, key, force, summary, on_progress, t0):
+    for item, scored, _cfg in warmed(undone(items, packs, store, key, force, summary, on_progress, t0), enrich_cfg):
         res = process_item(item, scored, store, get_transcriber, key, summary, enrich_cfg)
         store.put_result(res)
         summary.record(res)

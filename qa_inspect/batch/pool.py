@@ -33,9 +33,9 @@ from typing import Any, Callable, Sequence
 from qa_inspect.batch.budget import add_audio, call_budget
 from qa_inspect.batch.inputs import WorkItem
 from qa_inspect.batch.orphans import worker_process_setup
-from qa_inspect.batch.pipeline import BatchSummary, process_item, run_batch, undone
+from qa_inspect.batch.pipeline import BatchSummary, process_item, run_batch, undone, warmed
 from qa_inspect.batch.score import PackSet, asr_part, error_result, score_transcript, stage_key
-from qa_inspect.enrich import EnrichConfig, enrich
+from qa_inspect.enrich import EnrichConfig, enrich, warm_sentiment
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult, Transcript
 from qa_inspect.speech import decode as audio_mod
@@ -139,6 +139,7 @@ def _enrich_in_worker(entries: list[tuple[str, Transcript]]) -> dict:
     within its call's time budget (``label``: what the budget's error names, as in process).
     Never raises: each comes back as its enriched ``Transcript`` or the call's error string."""
     out: list[Transcript | str] = []
+    warm_sentiment([tr for _, tr in entries], _ENRICH)  # the chunk's utterances in one batch
     for label, tr in entries:
         try:
             with call_budget(label):
@@ -360,7 +361,8 @@ def plan_jobs(items: Sequence[WorkItem], packs: PackSet, store, key: str, force:
     no_transcriber = _no_transcriber
 
     jobs: list[Job] = []
-    for item, scored, cfg in undone(items, packs, store, key, force, summary, on_progress, t0):
+    pending = undone(items, packs, store, key, force, summary, on_progress, t0)
+    for item, scored, cfg in (pending if given is not None else warmed(pending, enrich_cfg)):
         if given is not None and not item.error and item.transcript is not None:
             given.append((item, scored, cfg))
             continue

@@ -132,6 +132,43 @@ def call_metrics(tr: Transcript, extra: Mapping[str, Any] | None = None) -> dict
     return metrics
 
 
+# A chunk's utterances are scored in one batch only up to this many characters (the work is
+# done outside any call's time budget, so it is bounded here; a larger chunk is scored call
+# by call, each within its budget).
+WARM_MAX_CHARS = 50_000
+
+
+def warm_sentiment(transcripts: Iterable[Transcript], cfg: EnrichConfig | None = None) -> int:
+    """Score the utterances that enriching ``transcripts`` will score, in one batch, into the
+    scorer's cache (a scorer with ``caches``: the combined one), so that each call's
+    ``enrich`` then reads them: the sentence encoder's matrix products cost ~1.7x less per call
+    over 16 calls than one call at a time (issue 18). Returns how many texts it scored (0: not
+    worth it, not possible, or over ``WARM_MAX_CHARS``); never raises (the calls' own
+    enrichment reports any problem, within their budgets)."""
+    cfg = cfg or EnrichConfig.from_env()
+    try:
+        from qa_inspect.enrich.sentiment import get_scorer, scored_turns
+
+        scorer = get_scorer(cfg.sentiment)
+        if not getattr(scorer, "caches", False):
+            return 0
+        texts: list[str] = []
+        roles: list[str] = []
+        for tr in transcripts:
+            rl, tx = [t.role for t in tr.turns], [t.text for t in tr.turns]
+            for yes, r, t in zip(scored_turns(rl, tx, cfg.sentiment_scope), rl, tx):
+                if yes:
+                    texts.append(_capped(t, cfg.sentiment_max_chars))
+                    roles.append(r)
+        if len(texts) < 2 or sum(map(len, texts)) > WARM_MAX_CHARS:
+            return 0
+        scorer.score(texts, roles)
+        return len(texts)
+    except Exception:  # noqa: BLE001 - an optimisation only: each call is enriched on its own anyway
+        log.debug("warming the sentiment cache failed", exc_info=True)
+        return 0
+
+
 def widen_sentiment(tr: Transcript, metrics: Iterable[str]) -> Transcript | None:
     """``tr`` with its sentiment computed again (text only; acoustics kept) over the scope that
     ``metrics`` need, when the scope it was enriched with is narrower (a re-score whose packs
@@ -185,4 +222,4 @@ def _acoustics(tr: Transcript, audio: Any, cfg: EnrichConfig) -> Transcript:
 
 
 __all__ = ["ENRICH_VERSION", "RUN_METRICS", "EnrichConfig", "call_metrics", "enrich", "talk_metrics",
-           "widen_sentiment"]
+           "warm_sentiment", "widen_sentiment"]

@@ -173,6 +173,7 @@ CACHE_SIZE = 65536  # utterance scores kept per scorer (fillers and stock phrase
 
 class CombinedScorer:
     name = "combined"
+    caches = True  # scores kept per text: enrich.warm_sentiment can score a chunk's texts at once
 
     def __init__(self, weights: Mapping[str, float] | None = None,
                  model_roles: Sequence[str] | None = MODEL_ROLES, *, reference_snownlp: bool = False,
