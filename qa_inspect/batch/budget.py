@@ -31,6 +31,7 @@ DEFAULT_PER_AUDIO = 1.0
 
 # module prefix -> stage name (most specific first)
 STAGES = (("qa_inspect.enrich.sentiment", "sentiment"), ("qa_inspect.enrich.embeddings", "sentiment"),
+          ("qa_inspect.enrich.use_encoder", "sentiment"),
           ("qa_inspect.enrich.acoustics", "acoustics"), ("qa_inspect.enrich.talk", "talk metrics"),
           ("qa_inspect.enrich", "enrich"), ("qa_inspect.speech.decode", "decode"),
           ("qa_inspect.speech.speakers", "speakers"), ("qa_inspect.speech", "transcribe"),

