@@ -100,7 +100,14 @@ class EnrichConfig:
         return cls(sentiment_scope=forced or scope_for(metrics))
 
     def key(self) -> str:
-        """Hash of everything that changes what ``enrich`` stores."""
+        """Hash of everything that changes what ``enrich`` stores (worked out once per instance:
+        every enriched call carries it)."""
+        k = self.__dict__.get("_key")
+        if k is None:
+            k = self.__dict__["_key"] = self._key()
+        return k
+
+    def _key(self) -> str:
         from qa_inspect.enrich.sentiment import describe
 
         # describe(): what the configured scorer computes (its version, weights, the roles its
