@@ -13,7 +13,7 @@ per-utterance caches (sentiment scores, embeddings) only hit what repeats in the
    every utterance, no score cache) and as it is now, chunks interleaved (A B, B A, …), the
    embedding cache emptied before every chunk (no vector shared between A and B). Both sides'
    scores are compared on the customer utterances and the customer metrics (must be equal).
-2. Scaling: the import (``read_input`` + ``run_batch`` into a fresh SQLite file, packs
+2. Scaling: the import (``read_input_segments`` + ``run_batch`` per segment, as ``run``, into a fresh SQLite file, packs
    telecom_zh + telecom_en as ``qa-inspect run`` uses by default) for each N in ``--calls``, each
    in a fresh process (model loads included in the wall time and reported apart), with that
    process's peak RSS.
@@ -73,22 +73,25 @@ def import_file(path: Path, db: Path, packs, workers: int = 1,
     """Wall seconds and ok calls of importing ``path`` into a fresh SQLite file ``db``
     (``workers`` > 1: ``run --workers N``, sentiment in the workers; ``enrich_cfg``: default
     what the packs need, as ``run``)."""
-    from qa_inspect.batch.inputs import read_input
+    from qa_inspect.batch.inputs import read_input_segments
     from qa_inspect.batch.pipeline import run_batch
     from qa_inspect.store import open_store
 
     t0 = time.perf_counter()
-    items = read_input(path, language="zh")
+    ok = 0
+    _, segments = read_input_segments(path, language="zh")  # as `run`: a segment at a time
     with open_store(db) as store:
-        if workers > 1:
-            from qa_inspect.batch.pool import run_batch_parallel
-            from qa_inspect.speech.asr import ASRConfig
+        for items in segments:
+            if workers > 1:
+                from qa_inspect.batch.pool import run_batch_parallel
+                from qa_inspect.speech.asr import ASRConfig
 
-            s = run_batch_parallel(items, packs, store, ASRConfig(language="zh"), workers, worker_stats=stats,
-                                   enrich_cfg=enrich_cfg)
-        else:
-            s = run_batch(items, packs, store, _no_transcriber, "none", enrich_cfg=enrich_cfg)
-    return time.perf_counter() - t0, s.ok
+                s = run_batch_parallel(items, packs, store, ASRConfig(language="zh"), workers, worker_stats=stats,
+                                       enrich_cfg=enrich_cfg)
+            else:
+                s = run_batch(items, packs, store, _no_transcriber, "none", enrich_cfg=enrich_cfg)
+            ok += s.ok
+    return time.perf_counter() - t0, ok
 
 
 def scale_child(path: str, db: str, workers: str) -> None:

@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from qa_inspect.speech.decode import SUPPORTED_SUFFIXES
 from qa_inspect.errors import InputError
@@ -385,11 +385,16 @@ def _transcript_line(d: Any, src: str, language: str, limits: InputLimits,
 
 def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
                 language: str, key: Any = None) -> list[WorkItem]:
-    items: list[WorkItem] = []
+    return list(_iter_jsonl(p, enc, limits, default_layout, language, key))
+
+
+def _iter_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
+                language: str, key: Any = None) -> Iterator[WorkItem]:
+    """The work items of a JSONL file, one line at a time (never the whole file in memory)."""
     with open(p, "rb") as fh:
         for n, raw, size in _bounded_lines(fh, limits.max_line_bytes):
             if raw is None:
-                items.append(_bad(p, n, _too_long(size, limits)))
+                yield _bad(p, n, _too_long(size, limits))
                 continue
             if not raw.strip():
                 continue
@@ -397,17 +402,17 @@ def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
             try:
                 line = raw.decode(enc)
             except UnicodeDecodeError as e:
-                items.append(_bad(p, n, f"编码错误 / not valid {enc} text (byte 0x{raw[e.start]:02x} at "
-                                        f"byte {e.start + 1} of the line)"))
+                yield _bad(p, n, f"编码错误 / not valid {enc} text (byte 0x{raw[e.start]:02x} at "
+                                 f"byte {e.start + 1} of the line)")
                 continue
             try:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
-                items.append(_bad(p, n, f"not valid JSON ({e.msg} at column {e.colno})"))
+                yield _bad(p, n, f"not valid JSON ({e.msg} at column {e.colno})")
                 continue
             except RecursionError:
-                items.append(_bad(p, n, f"嵌套过深 / JSON nested deeper than {limits.max_depth} levels "
-                                        f"({limits.env('max_depth')})"))
+                yield _bad(p, n, f"嵌套过深 / JSON nested deeper than {limits.max_depth} levels "
+                                 f"({limits.env('max_depth')})")
                 continue
             turns = d.get("turns") if isinstance(d, dict) else None
             if isinstance(turns, list) and len(turns) > limits.max_turns:  # before walking them all
@@ -416,27 +421,27 @@ def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
                 if isinstance(cid, str) and cid.strip() and len(cid) <= limits.max_cell_chars \
                         and not _has_surrogates(cid):
                     bad = WorkItem(CallInput(call_id=cid.strip(), source_line=src), error=bad.error)
-                items.append(bad)
+                yield bad
                 continue
             why = _depth_and_surrogates(d, limits.max_depth)
             if why:
                 env = f" ({limits.env('max_depth')})" if why.startswith("nested") else ""
-                items.append(_bad(p, n, f"{why}{env}"))
+                yield _bad(p, n, f"{why}{env}")
                 continue
             try:
                 if isinstance(d, dict) and "turns" in d:
-                    items.append(_transcript_line(d, src, language, limits, key))
+                    item = _transcript_line(d, src, language, limits, key)
                 elif isinstance(d, dict):
                     big = max((len(str(v)) for v in d.values()), default=0)
                     if big > limits.max_cell_chars:
                         raise InputError(f"单元格过长 / field too long: {big:,} characters, the limit is "
                                          f"{limits.max_cell_chars:,} ({limits.env('max_cell_chars')})", src)
-                    items.append(_from_manifest_row(d, p.parent, src, default_layout, language, key))
+                    item = _from_manifest_row(d, p.parent, src, default_layout, language, key)
                 else:
                     raise InputError("line is not a JSON object", src)
             except InputError as e:
-                items.append(WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src), error=str(e)))
-    return items
+                item = WorkItem(CallInput(call_id=f"<{p.name}:{n}>", source_line=src), error=str(e))
+            yield item
 
 
 def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
@@ -445,37 +450,89 @@ def read_input(path: str | Path, *, default_layout: str = "stereo_agent_left",
     """Work items in input order; duplicate call_ids after the first become error items.
     ``customer_key`` (bytes, or a callable giving them when first needed) hashes a ``caller``
     column (default: ``$QA_INSPECT_CUSTOMER_KEY``)."""
+    _, segments = read_input_segments(path, default_layout=default_layout, language=language, limits=limits,
+                                      customer_key=customer_key, size=0)
+    return [it for seg in segments for it in seg]
+
+
+# A transcripts JSONL is read this many calls at a time by `run` (each segment parsed, run and
+# stored before the next is read): the driver holds one segment, ~30 KB a MUSIED-sized call
+# (~0.6 GB), not the night's file (5 GB at 190,000 calls). QA_INSPECT_SEGMENT_CALLS changes it.
+SEGMENT_CALLS = 20_000
+
+
+def segment_calls() -> int:
+    raw = os.environ.get("QA_INSPECT_SEGMENT_CALLS", "").strip()
+    try:
+        n = int(raw) if raw else SEGMENT_CALLS
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"QA_INSPECT_SEGMENT_CALLS={raw!r}: expected a whole number ≥ 1", "environment")
+    return n
+
+
+def read_input_segments(path: str | Path, *, default_layout: str = "stereo_agent_left",
+                        language: str = "zh", limits: InputLimits | None = None,
+                        customer_key: Any = None, size: int | None = None) -> tuple[int, Iterator[list[WorkItem]]]:
+    """``(number of calls, segments)``: the input's work items (as ``read_input``: input order,
+    a duplicate call_id after the first an error item, across segments too) in lists of at
+    most ``size`` (default ``segment_calls()``; 0: one list). A JSONL file is parsed one
+    segment at a time, as the segments are taken (the count comes from a pass over its lines
+    that parses nothing); other inputs (folders, CSV manifests: no text) are read at once.
+    Raises ``InputError`` now for a missing or unsupported input."""
     p = Path(path)
     if not p.exists():
         raise InputError("input not found", str(p))
+    size = segment_calls() if size is None else size
     limits = limits or InputLimits.from_env()
-    items: list[WorkItem] = []
+    jsonl = p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson")
     if p.is_dir():
-        for f in sorted(p.rglob("*")):
-            if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
-                items.append(WorkItem(CallInput(call_id=f.stem, path=str(f.absolute()), channel_layout=default_layout,
-                                                language=language, source_line=str(f))))
+        items: Iterable[WorkItem] = [
+            WorkItem(CallInput(call_id=f.stem, path=str(f.absolute()), channel_layout=default_layout,
+                               language=language, source_line=str(f)))
+            for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES]
     elif p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
         enc = detect_encoding(p)
         log.info("%s: read as %s", p, {"utf-8-sig": "UTF-8 (with BOM)", "utf-8": "UTF-8",
                                        "gb18030": "GB18030 (GBK)"}[enc])
-        read = _read_csv if p.suffix.lower() == ".csv" else _read_jsonl
         key = customer_key if customer_key is not None else (
             os.environ[CUSTOMER_KEY_ENV].encode() if os.environ.get(CUSTOMER_KEY_ENV) else None)
-        items = read(p, enc, limits, default_layout, language, key)
+        items = _iter_jsonl(p, enc, limits, default_layout, language, key) if jsonl \
+            else _read_csv(p, enc, limits, default_layout, language, key)
     elif p.suffix.lower() in SUPPORTED_SUFFIXES:
-        items.append(WorkItem(CallInput(call_id=p.stem, path=str(p.absolute()), channel_layout=default_layout,
-                                        language=language, source_line=str(p))))
+        items = [WorkItem(CallInput(call_id=p.stem, path=str(p.absolute()), channel_layout=default_layout,
+                                    language=language, source_line=str(p)))]
     else:
         raise InputError("input must be a folder of audio, a manifest (.csv/.jsonl), "
                          "a transcripts .jsonl or an audio file", str(p))
+    if jsonl:
+        with open(p, "rb") as fh:  # one item per non-blank line (an over-long one is an error item)
+            total = sum(1 for _, raw, _ in _bounded_lines(fh, limits.max_line_bytes) if raw is None or raw.strip())
+    else:
+        items = list(items)
+        total = len(items)
+    return total, _segments(_unique(items), size)
+
+
+def _unique(items: Iterable[WorkItem]) -> Iterator[WorkItem]:
+    """``items`` with each duplicate call_id after the first turned into an error item."""
     seen: dict[str, str] = {}
-    out = []
     for it in items:
         cid = it.call.call_id
         if cid in seen and not it.error:
             it = WorkItem(call=CallInput(**{**it.call.__dict__, "call_id": f"{cid}#dup@{it.call.source_line}"}),
                           error=f"{it.call.source_line}: duplicate call_id {cid!r} (first at {seen[cid]})")
         seen.setdefault(cid, it.call.source_line)
-        out.append(it)
-    return out
+        yield it
+
+
+def _segments(items: Iterator[WorkItem], size: int) -> Iterator[list[WorkItem]]:
+    seg: list[WorkItem] = []
+    for it in items:
+        seg.append(it)
+        if size and len(seg) >= size:
+            yield seg
+            seg = []
+    if seg:
+        yield seg

@@ -59,6 +59,18 @@ class BatchSummary:
             key = res.error.split(": ", 1)[-1].split(" (")[0][:60]
             self.error_reasons[key] = self.error_reasons.get(key, 0) + 1
 
+    def plus(self, other: "BatchSummary") -> "BatchSummary":
+        """This summary and a later segment's together (counts, times and error reasons added;
+        ``total`` is the larger: the caller sets the whole input's)."""
+        reasons = dict(self.error_reasons)
+        for k, n in other.error_reasons.items():
+            reasons[k] = reasons.get(k, 0) + n
+        return BatchSummary(total=max(self.total, other.total), ok=self.ok + other.ok,
+                            errors=self.errors + other.errors, skipped=self.skipped + other.skipped,
+                            audio_s=self.audio_s + other.audio_s, asr_s=self.asr_s + other.asr_s,
+                            asr_audio_s=self.asr_audio_s + other.asr_audio_s, wall_s=self.wall_s + other.wall_s,
+                            error_reasons=reasons)
+
     @property
     def rtf(self) -> float | None:
         """ASR time / audio duration of the calls transcribed in this run."""

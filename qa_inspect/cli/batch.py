@@ -74,8 +74,8 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
 
     Exit code 0 when every call succeeded, 1 when some calls failed (see the report's
     error rows), 2 when nothing could run (bad rule pack, missing input)."""
-    from qa_inspect.batch.inputs import customer_key, read_input
-    from qa_inspect.batch.pipeline import run_batch
+    from qa_inspect.batch.inputs import customer_key, read_input_segments
+    from qa_inspect.batch.pipeline import BatchSummary, run_batch
     from qa_inspect.store import open_store
 
     from qa_inspect.cli.config import load_config, load_packs, report_options
@@ -88,9 +88,11 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         # a bad pack fails before any audio is touched
         packs = load_packs(rules_paths, scorecard_paths, config=conf)
         ropts = report_options(packs, conf, lang)  # bad alert tags / time zone: before any audio
-        items = _without_pack_as_errors(
-            read_input(input_path, default_layout=layout, language=language or packs.language,
-                       customer_key=lambda: customer_key(db)), packs)
+        # a transcripts JSONL comes a segment at a time (inputs.SEGMENT_CALLS): the driver never
+        # holds the whole night's text; other inputs are one segment
+        total, segments = read_input_segments(input_path, default_layout=layout,
+                                              language=language or packs.language,
+                                              customer_key=lambda: customer_key(db))
     except QAError as e:
         _fail(e)
     cfg = _asr_config(language or packs.language, model_path, device, compute_type, batch_size)
@@ -105,7 +107,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
 
     from qa_inspect.cli.progress import BatchProgress, stream_is_tty
 
-    bar = BatchProgress(len(items))  # live only when stderr is a terminal
+    bar = BatchProgress(total)  # live only when stderr is a terminal
     # while the bar is live on the terminal, per-call lines bound for the terminal go above it
     above = bar.live and stream_is_tty(sys.stdout)
 
@@ -128,7 +130,7 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
             else:
                 click.echo(line, err=True)
 
-    click.echo(f"qa-inspect: {len(items)} call(s) from {input_path}, rules {packs.describe()}")
+    click.echo(f"qa-inspect: {total} call(s) from {input_path}, rules {packs.describe()}")
     try:
         store = open_store(db)
     except QAError as e:  # e.g. a postgresql:// server that cannot be reached
@@ -140,27 +142,37 @@ def run(input_path, rules_paths, db, out, layout, force, workers, executor, ray_
         from qa_inspect.batch.pool import auto_workers
 
         workers = auto_workers()  # one per core, as memory allows; 1 = in this process
+    call_ids: list[str] = []  # every call of the input, for the report (ids only)
+    summary = BatchSummary(total=total)
     try:
         with bar:
-            if executor == "ray":
-                from qa_inspect.batch.ray_actors import run_batch_ray
+            for seg in segments:
+                items = _without_pack_as_errors(seg, packs)
+                call_ids += (it.call.call_id for it in items)
+                before = summary
 
-                summary = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
-                                        log_setup=worker_log_setup(),
-                                        force=force, on_result=show,
-                                        on_progress=lambda s, _item, _res: bar.update(s))
-            elif workers > 1:
-                from qa_inspect.batch.pool import run_batch_parallel
+                def progress(s, _item, _res, before=before):
+                    bar.update(before.plus(s))
 
-                summary = run_batch_parallel(items, packs, store, cfg, workers, force=force,
-                                             log_setup=worker_log_setup(),
-                                             on_result=show,
-                                             on_progress=lambda s, _item, _res: bar.update(s))
-            else:
-                summary = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
-                                    on_result=show, on_progress=lambda s, _item, _res: bar.update(s))
+                if executor == "ray":
+                    from qa_inspect.batch.ray_actors import run_batch_ray
+
+                    done = run_batch_ray(items, packs, store, cfg, workers or 0, address=ray_address,
+                                         log_setup=worker_log_setup(),
+                                         force=force, on_result=show, on_progress=progress)
+                elif workers > 1:
+                    from qa_inspect.batch.pool import run_batch_parallel
+
+                    done = run_batch_parallel(items, packs, store, cfg, workers, force=force,
+                                              log_setup=worker_log_setup(),
+                                              on_result=show, on_progress=progress)
+                else:
+                    done = run_batch(items, packs, store, get_transcriber, cfg.key(), force=force,
+                                     on_result=show, on_progress=progress)
+                summary = summary.plus(done)
+                del items, seg  # the next segment is read only now
         # one pass over this run's stored results, a page at a time: report, alerts, complaint facts
-        report, complaint_calls = _gather(store, (it.call.call_id for it in items), ropts)
+        report, complaint_calls = _gather(store, call_ids, ropts)
         zh = ropts["lang"] == "zh"
         tickets = _complaint_tickets(store, complaint_calls)
         html = report.write(Path(out), lang=ropts["lang"], tz=ropts["tz"], tickets=tickets, summary={
