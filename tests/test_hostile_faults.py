@@ -191,7 +191,7 @@ def test_any_unexpected_exception_is_one_line_unless_vv(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(inputs, "read_input", broken)
+    monkeypatch.setattr(inputs, "read_input_segments", broken)
     (tmp_path / "t.jsonl").write_text(transcript_line("a", *GOOD_TURNS) + "\n", encoding="utf-8")
     args = ["run", str(tmp_path / "t.jsonl"), "--db", str(tmp_path / "q.db"), "--out", str(tmp_path / "r"),
             "--rules", PACK]
