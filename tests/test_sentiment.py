@@ -238,7 +238,46 @@ SNOW_TEXTS = [
     "啊啊啊", "嗯嗯嗯好好好对对对", "这个这个那个就是说呃我想问一下",
     "饕餮魑魅魍魉", "㐀㐁", "abc def", "***", "你好，，，，再见。", "不好意思麻烦您帮我查一下话费",
     "我不满意我非常不满意我特别特别不满意" * 3,
+    # long texts: a whole call's customer side in one turn, and one run of ~900 characters
+    "喂您好我想问一下我那个订单怎么还没有到啊已经五天了你们到底怎么回事" * 12,
+    "".join(["我上个月交了三百块钱的话费", "结果这个月又扣了我两百", "你们客服一直说在处理",
+             "但是到现在都没有给我一个说法", "我真的很生气"] * 40),
+    # characters snownlp never saw (丂丄…), alone, first, second, in runs, between seen ones
+    "丂", "丂好", "好丂", "丂丄", "丂丄丅丆丌", "我丂你", "我们丂丄丅好的", "好的谢丂", "丂我丄们丅好",
+    # mixed Chinese, Latin, digits, punctuation and spaces (full-width, tabs, newlines)
+    "我的iPhone13坏了", "客服007号你好", "订单A12B34C5还没发货吗", "4G网络不好5G也不好",
+    "我 要 投 诉", "好的\t谢谢\n再见", "你好\u3000请问", "  前后有空格  ", "VIP会员,不满意!!!",
+    "100%不满意", "退款¥299.00什么时候到账", "https://example.com 打不开",
+    # repeated characters
+    "哈哈哈哈哈哈哈哈哈哈", "对对对对对对对", "好" * 30, "谢谢谢谢谢谢", "不不不不不", "啊" * 50,
+    "呃呃呃那个那个那个", "的的的的的的",
 ]
+
+
+def _adversarial_texts(fast) -> list[str]:
+    """Texts around the odd paths of snownlp's Viterbi: characters seen with a single tag
+    (every other state is -inf), characters that lack the tag s (whose row an unseen
+    character carries), unseen characters at every position and in runs."""
+    ids = fast._ids
+    by_tags = {}
+    for c, v in sorted(ids.items()):
+        if "\u4e00" <= c <= "\u9fa5":
+            by_tags.setdefault(tuple(x >= 0 for x in v), []).append(c)
+    one = [by_tags[tuple(i == t for i in range(4))][:3] for t in range(4)]  # b-only, m-only, e-only, s-only
+    no_s = [c for k, cs in by_tags.items() if not k[3] and sum(k) > 1 for c in cs[:2]]
+    unseen = [chr(c) for c in range(0x4E00, 0x9FA6) if chr(c) not in ids][:6]
+    pool = [c for cs in one for c in cs] + no_s + ["我", "们", "好", "的", "是", "不"]
+    out = []
+    for c1 in pool:
+        for u in unseen[:2]:
+            out += [c1 + u, u + c1, c1 + c1 + u, c1 + u + c1, c1 + "好" + u + "的", c1 + u + u + c1]
+    for bm in one[0]:
+        for e in one[2]:
+            out += [bm + e, bm + one[1][0] + e, e + bm, one[3][0] + bm + e + unseen[0]]
+    rng = __import__("random").Random(18)
+    letters = pool + unseen + list("我们你好的是不了在有这个那么问题订单退款投诉谢谢满意")
+    out += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    return out
 
 
 def test_fast_snownlp_gives_snownlps_own_scores_and_words(tmp_path):
@@ -250,7 +289,7 @@ def test_fast_snownlp_gives_snownlps_own_scores_and_words(tmp_path):
     fast = SnowSentiment(cache=tmp_path)  # compiles its tables from snownlp's package files
     assert list(tmp_path.glob("seg-*.npz"))
     again = SnowSentiment(cache=tmp_path)  # and reads them back
-    for t in SNOW_TEXTS:
+    for t in SNOW_TEXTS + _adversarial_texts(fast):
         if not t:
             continue
         ref = snownlp.SnowNLP(t)
