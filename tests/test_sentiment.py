@@ -238,35 +238,144 @@ SNOW_TEXTS = [
     "啊啊啊", "嗯嗯嗯好好好对对对", "这个这个那个就是说呃我想问一下",
     "饕餮魑魅魍魉", "㐀㐁", "abc def", "***", "你好，，，，再见。", "不好意思麻烦您帮我查一下话费",
     "我不满意我非常不满意我特别特别不满意" * 3,
+    # long texts: a whole call's customer side in one turn, and one run of ~900 characters
+    "喂您好我想问一下我那个订单怎么还没有到啊已经五天了你们到底怎么回事" * 12,
+    "".join(["我上个月交了三百块钱的话费", "结果这个月又扣了我两百", "你们客服一直说在处理",
+             "但是到现在都没有给我一个说法", "我真的很生气"] * 40),
+    # characters snownlp never saw (丂丄…), alone, first, second, in runs, between seen ones
+    "丂", "丂好", "好丂", "丂丄", "丂丄丅丆丌", "我丂你", "我们丂丄丅好的", "好的谢丂", "丂我丄们丅好",
+    # mixed Chinese, Latin, digits, punctuation and spaces (full-width, tabs, newlines)
+    "我的iPhone13坏了", "客服007号你好", "订单A12B34C5还没发货吗", "4G网络不好5G也不好",
+    "我 要 投 诉", "好的\t谢谢\n再见", "你好\u3000请问", "  前后有空格  ", "VIP会员,不满意!!!",
+    "100%不满意", "退款¥299.00什么时候到账", "https://example.com 打不开",
+    # repeated characters
+    "哈哈哈哈哈哈哈哈哈哈", "对对对对对对对", "好" * 30, "谢谢谢谢谢谢", "不不不不不", "啊" * 50,
+    "呃呃呃那个那个那个", "的的的的的的",
 ]
 
 
-def test_fast_snownlp_gives_snownlps_own_scores_and_words(tmp_path):
-    """snow.SnowSentiment reimplements SnowNLP(text).sentiments (segmentation Viterbi, stop
-    words, Bayes): every score and every word list equals snownlp's, bit for bit."""
-    snownlp = pytest.importorskip("snownlp")
+def _adversarial_texts(fast) -> list[str]:
+    """Texts around the odd paths of snownlp's Viterbi: characters seen with a single tag
+    (every other state is -inf), characters that lack the tag s (whose row an unseen
+    character carries), unseen characters at every position and in runs."""
+    import random
+
+    ids = fast._ids
+    by_tags = {}
+    for c, v in sorted(ids.items()):
+        if "\u4e00" <= c <= "\u9fa5":
+            by_tags.setdefault(tuple(x >= 0 for x in v), []).append(c)
+    one = [by_tags[tuple(i == t for i in range(4))][:3] for t in range(4)]  # b-only, m-only, e-only, s-only
+    no_s = [c for k, cs in by_tags.items() if not k[3] and sum(k) > 1 for c in cs[:2]]
+    unseen = [chr(c) for c in range(0x4E00, 0x9FA6) if chr(c) not in ids][:6]
+    pool = [c for cs in one for c in cs] + no_s + ["我", "们", "好", "的", "是", "不"]
+    out = []
+    for c1 in pool:
+        for u in unseen[:2]:
+            out += [c1 + u, u + c1, c1 + c1 + u, c1 + u + c1, c1 + "好" + u + "的", c1 + u + u + c1]
+    for bm in one[0]:
+        for e in one[2]:
+            out += [bm + e, bm + one[1][0] + e, e + bm, one[3][0] + bm + e + unseen[0]]
+    rng = random.Random(18)
+    letters = pool + unseen + list("我们你好的是不了在有这个那么问题订单退款投诉谢谢满意")
+    out += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def snow_tables(tmp_path_factory):
+    """A SnowSentiment compiled from snownlp's package files into a fresh cache, and that file."""
+    pytest.importorskip("snownlp")
     from qa_inspect.enrich.sentiment.snow import SnowSentiment
 
-    fast = SnowSentiment(cache=tmp_path)  # compiles its tables from snownlp's package files
-    assert list(tmp_path.glob("seg-*.npz"))
-    again = SnowSentiment(cache=tmp_path)  # and reads them back
-    for t in SNOW_TEXTS:
-        if not t:
-            continue
+    cache = tmp_path_factory.mktemp("snow")
+    fast = SnowSentiment(cache=cache)  # compiles its tables from snownlp's package files
+    (path,) = cache.glob("seg-*.npz")
+    return fast, path
+
+
+def test_fast_snownlp_gives_snownlps_own_scores_and_words(snow_tables):
+    """snow.SnowSentiment reimplements SnowNLP(text).sentiments (segmentation Viterbi, stop
+    words, Bayes): every score and every word list equals snownlp's, bit for bit, with its
+    memos empty, warm, or capped so small that they are emptied all the time."""
+    import snownlp
+    from qa_inspect.enrich.sentiment.snow import SnowSentiment
+
+    fast, path = snow_tables
+    again = SnowSentiment(cache=path.parent)  # reads the tables back
+    tiny = SnowSentiment(cache=path.parent, trigram_cap=3, bigram_cap=3, word_cap=3)
+    texts = [t for t in SNOW_TEXTS + _adversarial_texts(fast) if t]
+    for t in texts:
         ref = snownlp.SnowNLP(t)
         assert fast.words(t) == ref.words, t
-        assert fast.score(t) == ref.sentiments == again.score(t), t
+        assert fast.score(t) == ref.sentiments == again.score(t) == tiny.score(t), t
+    fast.clear_caches()
+    assert [fast.score(t) for t in reversed(texts)] == [snownlp.SnowNLP(t).sentiments for t in reversed(texts)]
 
 
-def test_fast_snownlp_tables_hold_every_ngrams_parts():
-    """What lets SnowSentiment skip lookups: every bigram's and trigram's parts have counts, so
-    an n-gram with an unseen part has count 0 (as snownlp's tables would answer)."""
-    from qa_inspect.enrich.sentiment import snow
+def test_fast_snownlp_memos_stay_within_their_caps(snow_tables):
+    """The memos are bounded: fed far more distinct bigrams, trigrams and words than their caps,
+    none ever holds more than its cap, and the scores are those of an unbounded instance."""
+    from qa_inspect.enrich.sentiment.snow import SnowSentiment
 
-    s = snow.shared()
-    n = s._n
-    assert all(s._uni[k // n] > 0 and s._uni[k % n] > 0 for k in s._bi)
-    assert all(s._bi.get(k // n, 0) > 0 and s._bi.get(k % (n * n), 0) > 0 for k in s._tri_keys)
+    _, path = snow_tables
+    fast = SnowSentiment(cache=path.parent)
+    capped = SnowSentiment(cache=path.parent, trigram_cap=50, bigram_cap=40, word_cap=30)
+    texts = [t for t in SNOW_TEXTS + _adversarial_texts(fast) if t]
+    seen = {"_trigrams": 0, "_bigrams": 0, "_words": 0}
+    for t in texts:
+        assert capped.score(t) == fast.score(t), t
+        for name, cap in (("_trigrams", 50), ("_bigrams", 40), ("_words", 30)):
+            n = len(getattr(capped, name))
+            assert n <= cap, (name, n)
+            seen[name] = max(seen[name], n)
+    assert seen == {"_trigrams": 50, "_bigrams": 40, "_words": 30}  # each was filled up to its cap
+    # the unbounded one shows how many distinct entries they were fed
+    assert len(fast._bigrams) > 40 * 10 and len(fast._trigrams) > 50 * 3 and len(fast._words) > 30 * 10
+    with pytest.raises(ValueError, match="at least 1"):
+        SnowSentiment(cache=path.parent, bigram_cap=0)
+
+
+def test_fast_snownlp_indexes_hold_every_bigram_and_trigram(snow_tables):
+    """SnowSentiment's own indexes against the raw tables: every bigram is found through its pair
+    of characters with its count, the trigram range of each bigram holds exactly the trigrams
+    that start with it, and the Bloom filter over triples of characters has every trigram's
+    triple (it may only answer "maybe" wrongly, never "no")."""
+    import numpy as np
+
+    from qa_inspect.enrich.sentiment.snow import _BLOOM_MOD
+
+    fast, path = snow_tables
+    with np.load(path) as z:
+        n, chars, tags = int(z["n"]), z["chars"].tolist(), z["tags"].tolist()
+        bi_keys, bi_counts, tri_keys = z["bi_keys"], z["bi_counts"], np.sort(z["tri_keys"])
+    tag = [("b", "m", "e", "s").index(t) if t != "BOS" else 0 for t in tags]
+    assert all(t in ("b", "m", "e", "s", "BOS") for t in tags)
+    got = {}
+    for c, rec in [*fast._chars.items(), ("", fast._bos_char)]:
+        lo, hi = rec.succ
+        for p in range(lo, hi):
+            second = fast._succ[p]
+            for j in range(fast._pair_start[p], fast._pair_start[p + 1]):
+                got[(rec.cid, second, fast._bi_state[j])] = (fast._bi_count[j], fast._tri_lo[j], fast._tri_hi[j])
+    assert len(got) == len(bi_keys)
+    cid = fast._cid
+    prefix = tri_keys // n
+    for k, count in zip(bi_keys.tolist(), bi_counts.tolist()):
+        a, b = divmod(k, n)
+        c, lo, hi = got[(cid[chars[a]], cid[chars[b]], tag[a] * 4 + tag[b])]
+        assert c == count
+        assert (prefix[lo:hi] == k).all() and (lo == 0 or prefix[lo - 1] < k) and (hi == len(prefix) or prefix[hi] > k)
+        assert list(fast._tri_third[lo:hi]) == (tri_keys[lo:hi] % n).tolist()
+    # and snownlp's tables are consistent: every n-gram's parts were seen
+    assert all(fast._uni[k // n] > 0 and fast._uni[k % n] > 0 for k in bi_keys.tolist())
+    bigrams = set(bi_keys.tolist())
+    assert all(k // n in bigrams and k % (n * n) in bigrams for k in tri_keys.tolist())
+    C = len(cid)
+    ci = np.array([cid[c] for c in chars], dtype=np.int64)
+    h = ((ci[tri_keys // (n * n)] * C + ci[tri_keys // n % n]) * C + ci[tri_keys % n]) % _BLOOM_MOD
+    bloom = np.frombuffer(fast._tri_bloom, dtype=np.uint8)
+    assert ((bloom[h >> 3] >> (h & 7)) & 1).all()
 
 
 def test_model_parts_run_on_customer_utterances_and_describe_names_it():
