@@ -91,6 +91,7 @@ def import_file(path: Path, db: Path, packs, workers: int = 1,
             else:
                 s = run_batch(items, packs, store, _no_transcriber, "none", enrich_cfg=enrich_cfg)
             ok += s.ok
+            del items  # as `run`: the next segment is read only once this one is let go
     return time.perf_counter() - t0, ok
 
 

@@ -133,6 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pack", default=str(ROOT / "rules" / "customer_service_zh.yaml"))
     ap.add_argument("--backend", default="combined", choices=("combined", "lexicon", "transformers"))
     ap.add_argument("--model", default="", help="local model directory for --backend transformers")
+    ap.add_argument("--scope", default="all", choices=("end", "start+end", "all"),
+                    help="customer utterances scored (enrich.sentiment.SCOPES; `run` with the shipped "
+                         "packs: end); the utterance level reads the scored ones only")
     ap.add_argument("--samples", default=str(ROOT / "samples" / "transcripts.jsonl"),
                     help="transcripts JSONL with timestamps, for the cost figure ('' to skip)")
     a = ap.parse_args(argv)
@@ -150,7 +153,7 @@ def main(argv=None) -> int:
     enriched, secs, est_asr = [], [], []
     for tr, _, _ in calls:
         t0 = time.perf_counter()
-        enriched.append(add_sentiment(tr, scorer))
+        enriched.append(add_sentiment(tr, scorer, a.scope))
         secs.append(time.perf_counter() - t0)
         est_asr.append(ASR_RTF * 60.0 * sum(len(t.text) for t in tr.turns) / ZH_CPM)
     end = np.array([e.metrics.get("customer_sentiment_end", 0.0) for e in enriched])
@@ -203,7 +206,7 @@ def main(argv=None) -> int:
     for (tr, idx, lab), e in zip(calls, enriched):
         ev = set((lab.get("evidence") or {}).get("customer_complaint", []))
         for i, t in zip(idx, e.turns):
-            if t.role == "customer" and not is_filler(t.text):
+            if t.role == "customer" and not is_filler(t.text) and "sentiment" in t.metrics:
                 u_s.append(t.metrics["sentiment"])
                 u_t.append(i in ev)
     u_s, u_t = np.array(u_s), np.array(u_t)
