@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -303,9 +304,17 @@ def _read_csv(p: Path, enc: str, limits: InputLimits, default_layout: str,
 
 # --- transcripts ------------------------------------------------------------------------
 
-def _depth_and_surrogates(d: Any, max_depth: int) -> str:
+# a \uD800-\uDFFF escape: the only way a lone surrogate gets into text decoded from valid
+# UTF-8/GB18030 (a pair of them is a proper character: the per-string check below decides)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _depth_and_surrogates(d: Any, max_depth: int, strings: bool = True) -> str:
     """Why a parsed JSON value is refused ('' if fine): nesting deeper than ``max_depth`` or
-    a string with a lone surrogate (cannot be stored as UTF-8)."""
+    a string with a lone surrogate (cannot be stored as UTF-8). ``strings=False``: the line
+    had no surrogate escape, so only the nesting is checked."""
+    if not strings:
+        return _depth(d, max_depth)
     stack = [(d, 1)]
     while stack:
         v, depth = stack.pop()
@@ -324,6 +333,20 @@ def _depth_and_surrogates(d: Any, max_depth: int) -> str:
                 stack.append((x, depth + 1))
             elif isinstance(x, str) and _has_surrogates(x):
                 return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+    return ""
+
+
+def _depth(d: Any, max_depth: int) -> str:
+    if not isinstance(d, (dict, list)):
+        return ""
+    stack = [(d, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        for x in (v.values() if isinstance(v, dict) else v):
+            if isinstance(x, (dict, list)):
+                stack.append((x, depth + 1))
     return ""
 
 
@@ -423,7 +446,7 @@ def _iter_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
                     bad = WorkItem(CallInput(call_id=cid.strip(), source_line=src), error=bad.error)
                 yield bad
                 continue
-            why = _depth_and_surrogates(d, limits.max_depth)
+            why = _depth_and_surrogates(d, limits.max_depth, bool(_SURROGATE_ESCAPE.search(line)))
             if why:
                 env = f" ({limits.env('max_depth')})" if why.startswith("nested") else ""
                 yield _bad(p, n, f"{why}{env}")
