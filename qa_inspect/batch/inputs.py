@@ -406,11 +406,6 @@ def _transcript_line(d: Any, src: str, language: str, limits: InputLimits,
     return WorkItem(call=call, transcript=tr)
 
 
-def _read_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
-                language: str, key: Any = None) -> list[WorkItem]:
-    return list(_iter_jsonl(p, enc, limits, default_layout, language, key))
-
-
 def _iter_jsonl(p: Path, enc: str, limits: InputLimits, default_layout: str,
                 language: str, key: Any = None) -> Iterator[WorkItem]:
     """The work items of a JSONL file, one line at a time (never the whole file in memory)."""
