@@ -313,40 +313,23 @@ def _depth_and_surrogates(d: Any, max_depth: int, strings: bool = True) -> str:
     """Why a parsed JSON value is refused ('' if fine): nesting deeper than ``max_depth`` or
     a string with a lone surrogate (cannot be stored as UTF-8). ``strings=False``: the line
     had no surrogate escape, so only the nesting is checked."""
-    if not strings:
-        return _depth(d, max_depth)
-    stack = [(d, 1)]
+    lone = "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
+    if isinstance(d, str):
+        return lone if strings and _has_surrogates(d) else ""
+    stack = [(d, 1)] if isinstance(d, (dict, list)) else []
     while stack:
         v, depth = stack.pop()
         if isinstance(v, dict):
-            if any(_has_surrogates(k) for k in v):
+            if strings and any(_has_surrogates(k) for k in v):
                 return "a key holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
             v = v.values()
-        elif not isinstance(v, list):
-            if isinstance(v, str) and _has_surrogates(v):
-                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
-            continue
         if depth > max_depth:
             return f"nested deeper than {max_depth} levels"
         for x in v:
             if isinstance(x, (dict, list)):
                 stack.append((x, depth + 1))
-            elif isinstance(x, str) and _has_surrogates(x):
-                return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
-    return ""
-
-
-def _depth(d: Any, max_depth: int) -> str:
-    if not isinstance(d, (dict, list)):
-        return ""
-    stack = [(d, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > max_depth:
-            return f"nested deeper than {max_depth} levels"
-        for x in (v.values() if isinstance(v, dict) else v):
-            if isinstance(x, (dict, list)):
-                stack.append((x, depth + 1))
+            elif strings and isinstance(x, str) and _has_surrogates(x):
+                return lone
     return ""
 
 

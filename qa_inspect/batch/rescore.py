@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
 from qa_inspect.batch.inputs import WorkItem
-from qa_inspect.batch.score import ENRICH_SEP, asr_key_of, asr_part, config_hash, is_stage_key, score_transcript
+from qa_inspect.batch.score import asr_key_of, asr_part, config_hash, is_stage_key, score_transcript, stage_key
 from qa_inspect.enrich import RUN_METRICS, widen_sentiment
 from qa_inspect.errors import QAError
 from qa_inspect.records import CallResult
@@ -168,8 +168,8 @@ def _score(old: CallResult, tr, key: str | None) -> CallResult:
     scored = _PACKS.for_language(call.language)
     wide = widen_sentiment(tr, scored.pack.metric_names)
     if wide is not None:
-        tr = wide
-        key = f"{asr_part(key) if key else 'given'}{ENRICH_SEP}{wide.metrics['enrichment']}"
+        tr, ecfg = wide
+        key = stage_key(asr_part(key) if key else "given", ecfg)
     cfg = config_hash(key if key is not None else "rescore:unknown-asr", scored)
     extra = {k: old.metrics[k] for k in RUN_METRICS if k in old.metrics}  # measured at run time
     return score_transcript(WorkItem(call=call), tr, scored, audio_hash=old.audio_hash,

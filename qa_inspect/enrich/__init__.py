@@ -176,11 +176,11 @@ def warm_sentiment(transcripts: Iterable[Transcript], cfg: EnrichConfig | None =
         return 0
 
 
-def widen_sentiment(tr: Transcript, metrics: Iterable[str]) -> Transcript | None:
+def widen_sentiment(tr: Transcript, metrics: Iterable[str]) -> tuple[Transcript, EnrichConfig] | None:
     """``tr`` with its sentiment computed again (text only; acoustics kept) over the scope that
-    ``metrics`` need, when the scope it was enriched with is narrower (a re-score whose packs
-    newly read e.g. ``customer_sentiment_min``); None when it already covers them. The new
-    enrichment key is in ``metrics["enrichment"]`` as usual."""
+    ``metrics`` need, and the configuration that did it, when the scope it was enriched with is
+    narrower (a re-score whose packs newly read e.g. ``customer_sentiment_min``); None when it
+    already covers them. The new enrichment key is in ``metrics["enrichment"]`` as usual."""
     from qa_inspect.enrich.sentiment import SCOPES, scope_for
 
     have = tr.metrics.get("sentiment_scope", "all")  # enriched before scopes: every utterance
@@ -189,7 +189,7 @@ def widen_sentiment(tr: Transcript, metrics: Iterable[str]) -> Transcript | None
         return None
     cfg = dataclasses.replace(EnrichConfig.from_env(), sentiment_scope=need)
     out = _sentiment(tr, cfg)
-    return dataclasses.replace(out, metrics={**out.metrics, "enrichment": cfg.key()})
+    return dataclasses.replace(out, metrics={**out.metrics, "enrichment": cfg.key()}), cfg
 
 
 def _sentiment(tr: Transcript, cfg: EnrichConfig) -> Transcript:

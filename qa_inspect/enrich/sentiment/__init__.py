@@ -26,7 +26,7 @@ from qa_inspect.enrich.sentiment.lexicon import Lexicon, analyse, is_filler
 __all__ = ["SentimentConfig", "Scorer", "LexiconScorer", "CombinedScorer", "EmbeddingScorer", "SnowNLPScorer",
            "JiaguScorer", "TransformersScorer", "FixedScorer", "get_scorer", "add_sentiment", "call_metrics",
            "label_value", "Lexicon", "analyse", "is_filler", "BACKENDS", "describe", "SCOPES",
-           "CALL_METRICS", "ALWAYS_READ", "scope_for", "scored_turns"]
+           "SCOPE_METRICS", "CALL_METRICS", "ALWAYS_READ", "scope_for", "scored_turns"]
 
 BACKENDS = ("combined", "lexicon", "transformers")
 # Call-level windows: the customer's first/last few scored (non-filler) utterances. The end
@@ -49,7 +49,13 @@ ALWAYS_READ = ("customer_sentiment_end",)
 # and what `rules eval` and the sentiment benchmark measure). Agent utterances are always scored
 # (the combined scorer gives them the lexicon alone: µs). Every stored score is the scorer's
 # full score; an utterance outside the scope has none (no ``sentiment`` in its metrics).
-SCOPES = ("end", "start+end", "all")
+# narrowest first; each scope's customer metrics (agent_sentiment_mean: always)
+SCOPE_METRICS = {
+    "end": frozenset({"customer_sentiment_end"}),
+    "start+end": frozenset({"customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_delta"}),
+    "all": frozenset(CALL_METRICS),
+}
+SCOPES = tuple(SCOPE_METRICS)
 
 
 def scope_for(metrics: Iterable[str] | None) -> str:
@@ -57,21 +63,8 @@ def scope_for(metrics: Iterable[str] | None) -> str:
     condition of the configured packs) plus ``ALWAYS_READ``; None: every utterance."""
     if metrics is None:
         return "all"
-    read = set(metrics) | set(ALWAYS_READ)
-    if "customer_sentiment_min" in read:
-        return "all"
-    if read & {"customer_sentiment_start", "customer_sentiment_delta"}:
-        return "start+end"
-    return "end"
-
-
-def _scope_metrics(scope: str) -> set[str]:
-    """The customer metrics a scope computes."""
-    if scope == "all":
-        return set(CALL_METRICS)
-    if scope == "start+end":
-        return {"customer_sentiment_start", "customer_sentiment_end", "customer_sentiment_delta"}
-    return {"customer_sentiment_end"}
+    read = (set(metrics) | set(ALWAYS_READ)) & set(CALL_METRICS)
+    return next(sc for sc, has in SCOPE_METRICS.items() if read <= has | {"agent_sentiment_mean"})
 
 
 def scored_turns(roles: Sequence[str], texts: Sequence[str], scope: str = "all") -> list[bool]:
@@ -165,7 +158,7 @@ def call_metrics(roles: Sequence[str], texts: Sequence[str], scores: Sequence[fl
     scorable (a rule then reports "metric not available" instead of guessing)."""
     cust = [s for r, t, s in zip(roles, texts, scores) if r == "customer" and s is not None and not is_filler(t)]
     agent = [s for r, t, s in zip(roles, texts, scores) if r == "agent" and s is not None and not is_filler(t)]
-    want = _scope_metrics(scope)
+    want = SCOPE_METRICS[scope]
     out: dict[str, float] = {}
     if cust:
         start = _wmean(cust[:len(START_WEIGHTS)], START_WEIGHTS)

@@ -106,7 +106,6 @@ class Lexicon:
     terms: dict[tuple[str, ...], float]
     negators: frozenset[tuple[str, ...]]
     intensifiers: dict[tuple[str, ...], float]
-    max_len: int = 1  # the longest entry, in units
 
     @classmethod
     def default(cls) -> "Lexicon":
@@ -116,9 +115,7 @@ class Lexicon:
 
     @classmethod
     def build(cls, terms, negators, intensifiers) -> "Lexicon":
-        keys = (*terms, *negators, *intensifiers)
-        return cls(terms=dict(terms), negators=frozenset(negators), intensifiers=dict(intensifiers),
-                   max_len=max((len(k) for k in keys), default=1))
+        return cls(terms=dict(terms), negators=frozenset(negators), intensifiers=dict(intensifiers))
 
     @cached_property
     def lengths(self) -> dict[str, tuple[int, ...]]:
