@@ -364,6 +364,10 @@ def test_review_rows_latest_import_wins_and_blank_score_keeps_the_earlier(store_
         assert cal.items == [("c1", "alice", "greeting", "fail", "false_positive")]
         assert cal.machine_score == {"c1": 80.0} and cal.started == {"c1": "2026-11-23T09:00:00+08:00"}
         assert [r[1:] for r in cal.reviews] == [("bob", 70.0), ("alice", 90.0)]
+        row = ("c1", "alice", "greeting", "fail", "false_positive", "2026-11-25T00:00:00+00:00")
+        assert st.review_verdicts() == [row]  # the re-import replaced the first verdict
+        assert st.review_verdicts("2026-11-25T00:00:00+00:00") == [row]  # at or after
+        assert st.review_verdicts("2026-11-25T00:00:01+00:00") == []
 
 
 def test_appeal_rows_and_final_score_inputs(store_url):
@@ -493,6 +497,12 @@ def test_cli_qc_workflow_on_postgres(pg_server, root, samples, tmp_path):
     assert (rows["zh_no_greeting"]["final"], rows["zh_no_greeting"]["source"]) == (61, "appeal")
     cal = json.loads(cli("calibrate", "--db", url, "--json").output)
     assert cal["score_pairs"] == 1 and cal["calls"] == len(drawn)
+    # the verdicts as labels, and a pack measured against them, from the server
+    res = cli("review", "labels", "--db", url, "--out", tmp_path / "labels.jsonl")
+    assert res.exit_code == 0 and f"labels: {len(drawn)} call(s)" in res.output, res.output
+    res = cli("rules", "eval", root / "rules/telecom_zh.yaml", "--db", url, "--labels", tmp_path / "labels.jsonl",
+              "--json")
+    assert res.exit_code == 0 and json.loads(res.output[res.output.index("{"):])["calls"] >= 1, res.output
     # a reviewer importing into a server that is gone: one line, the password masked
     gone = "postgresql://qa:hunter2@127.0.0.1:1/cli_wf"
     res = cli("review", "import", tmp_path / "alice.xlsx", "--db", gone, "--reviewer", "alice")
