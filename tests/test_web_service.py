@@ -24,7 +24,16 @@ def server(tmp_path_factory, root, samples):
         opened, _ = process_calls(st, list(st.results()))
     assert opened >= 1  # the 12315 sample call
     with serving(db, root) as base:
-        yield base
+        yield Served(base, db)
+
+
+class Served(str):
+    """The server's base URL (a str), with the path of the database it serves."""
+
+    def __new__(cls, base: str, db: str):
+        s = super().__new__(cls, base)
+        s.db = db
+        return s
 
 
 def test_home_page_leads_with_overdue_tickets(browser, server):
@@ -91,6 +100,7 @@ def test_roles_csrf_and_order_are_checked(tmp_path, root, samples):
     agent = TestClient(create_app(db))
     login(agent, "ag1")
     assert agent.get("/kpi").status_code == 403 and agent.get("/complaints").status_code == 403
+    assert agent.get("/calibration").status_code == 403 and agent.get("/calibration/labels.jsonl").status_code == 403
     rev = TestClient(create_app(db))
     csrf = login(rev, "rev1")
     assert rev.post(f"/complaints/{tid}/receive", data={}).status_code == 403  # no CSRF token
@@ -103,3 +113,55 @@ def test_roles_csrf_and_order_are_checked(tmp_path, root, samples):
         t = [x for x in list_tickets(st) if x.ticket_id == tid][0]
         assert t.status == "received" and t.owner == "rev1"
         assert [e[1:3] for e in st.ticket_events(tid)][-1] == ("receive", "rev1")
+
+
+def test_calibration_page_and_review_labels(browser, server, tmp_path):
+    """A reviewer's 误报 in the workspace shows on the 规则校准 page (precision, fix first) and in
+    the labels a supervisor downloads for `rules eval` / `rules learn`; English by the setting."""
+    import json
+
+    from qa_inspect.store import open_store
+    from qa_inspect.workflow import workspace as W
+
+    db = server.db
+    with open_store(db) as st:
+        view = W.call_view(st, "zh_forbidden_phrase")
+        hit = next(i for i in view["items"] if i["rule_id"] == "forbidden_phrase")
+        assert hit["hit"]
+        W.save_review(st, "zh_forbidden_phrase", "rev1", {"forbidden_phrase": "false_positive", "greeting": "confirmed"},
+                      version=view["version"], comment="客户先说的")
+    w = Watch(browser, server)
+    p = w.login("sup")
+    p.click('nav a[href="/calibration"]')
+    p.wait_for_url(server + "/calibration")
+    row = p.locator('#cal-rules tr[data-rule="forbidden_phrase"]')
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1:6] == ["1", "0", "1", "0", "0"] and cells[6] == "0.00"  # n, 确认命中, 误报, 漏检, 确认未命中
+    assert "误报" in p.locator("#cal-rules thead").inner_text() and "漏检" in p.locator("#cal-rules thead").inner_text()
+    assert "zh_forbidden_phrase" in p.locator("#fix-first").inner_text()
+    r = p.request.get(server + "/calibration/labels.jsonl")
+    assert r.status == 200 and "attachment" in r.headers["content-disposition"]
+    labels = {d["call_id"]: d for d in map(json.loads, r.text().splitlines())}
+    assert labels["zh_forbidden_phrase"]["forbidden_phrase"] is False  # 误报: the 禁语 is not there
+    assert labels["zh_forbidden_phrase"]["greeting"] is True and labels["zh_forbidden_phrase"]["evidence"]["greeting"]
+    assert "text" not in r.text() and "turns" not in r.text()  # ids, verdicts and turn indexes only
+    assert p.request.get(server + "/calibration/labels.jsonl?since=2999-01-01").text() == ""
+    assert p.request.get(server + "/calibration/labels.jsonl?since=soon").status == 400
+    p.select_option('select[name="lang"]', "en")
+    p.click('form[action="/settings"] button')
+    p.wait_for_load_state()
+    p.goto(server + "/calibration")
+    assert p.locator("#calibration h1").inner_text() == "Rule calibration"
+    assert "False hits" in p.locator("#cal-rules thead").inner_text()
+    p.select_option('select[name="lang"]', "zh")
+    p.click('form[action="/settings"] button')
+    p.wait_for_load_state()
+    p.goto(server + "/calibration")
+    assert p.locator("#calibration h1").inner_text() == "规则校准"
+    assert not w.outside and not w.errors
+    w.close()
+    w2 = Watch(browser, server)
+    rev = w2.login("rev1")
+    assert rev.request.get(server + "/calibration").status == 200
+    assert rev.request.get(server + "/calibration/labels.jsonl").status == 403  # export: supervisors
+    w2.close()

@@ -34,6 +34,8 @@ POLICY: dict[str, frozenset[str]] = {
     "complaint.read": frozenset({"reviewer", "supervisor", "admin"}),
     "complaint.assign": frozenset({"supervisor", "admin"}),  # 派单
     "complaint.step": frozenset({"reviewer", "supervisor", "admin"}),  # the owner's steps
+    "calibration.read": frozenset({"reviewer", "supervisor", "admin"}),  # 规则校准: machine vs reviewers
+    "labels.export": frozenset({"supervisor", "admin"}),  # the verdicts as labels, for rule authors
 }
 
 

@@ -30,6 +30,14 @@ ZH = {
     "error": "出错了", "back": "返回", "role_reviewer": "质检员", "role_supervisor": "班组长", "role_agent": "坐席",
     "role_admin": "管理员", "redacted_note": "个人号码已脱敏", "duration": "时长", "next_call": "下一条", "level": "第 {n} 级", "action_appeal_level1": "申诉一级处理",
     "level2": "二级复核（须另一位主管）",
+    "calibration": "规则校准", "calibration_intro": "机器结论与质检员复核结论的一致程度（全部复核：工作台保存与导入的复核表）。"
+    "精确率低的规则误报多，召回率低的规则漏检多；修改规则后用下载的复核标注在 rules eval 中验证。",
+    "no_reviews": "暂无复核结论", "reviewed_calls": "已复核通话", "verdicts": "复核结论", "weeks": "周数",
+    "kappa_machine": "机器与质检员一致性 (kappa)", "kappa_inter": "质检员之间一致性 (kappa)",
+    "score_gap": "机器分与人工分平均差", "reviews_n": "复核数", "tp": "确认命中", "fp": "误报", "fn": "漏检",
+    "tn": "确认未命中", "precision": "精确率", "recall": "召回率", "fp_week": "每周误报", "fix_first": "优先修正",
+    "labels_download": "下载复核标注（JSONL，供 rules eval / rules learn 使用）", "since": "起始日期（可空）",
+    "download": "下载", "on_calls": "（{n} 通通话）",
 }
 
 EN = {
@@ -63,6 +71,16 @@ EN = {
     "role_agent": "Agent", "role_admin": "Admin", "redacted_note": "Personal numbers redacted",
     "duration": "Duration", "next_call": "Next call", "level": "Level {n}", "action_appeal_level1": "appeal level 1",
     "level2": "Second level (another supervisor)",
+    "calibration": "Rule calibration", "calibration_intro": "How far the machine agrees with the reviewers "
+    "(every review: saved here or imported from worksheets). Low precision: false hits; low recall: misses. "
+    "After changing a rule, check it with the downloaded review labels in rules eval.",
+    "no_reviews": "No reviewer verdicts yet", "reviewed_calls": "Reviewed calls", "verdicts": "Verdicts",
+    "weeks": "Weeks", "kappa_machine": "Machine vs reviewers (kappa)", "kappa_inter": "Between reviewers (kappa)",
+    "score_gap": "Machine vs manual score, mean difference", "reviews_n": "Reviewed", "tp": "Confirmed hits",
+    "fp": "False hits", "fn": "Missed", "tn": "Confirmed passes", "precision": "Precision", "recall": "Recall",
+    "fp_week": "False hits / week", "fix_first": "Fix first",
+    "labels_download": "Download review labels (JSONL, for rules eval / rules learn)", "since": "Since (optional)",
+    "download": "Download", "on_calls": " ({n} calls)",
 }
 
 _LANGS = {"zh": ZH, "en": EN}

@@ -134,6 +134,43 @@ def appeals_page(request: Request, user: User = Depends(current_user)):
     return render(request, "appeals.html.j2", appeals=W.list_open_appeals(store), titles=W.rule_titles(store))
 
 
+@router.get("/calibration")
+def calibration_page(request: Request, user: User = Depends(current_user)):
+    """规则校准: per rule, the machine against the reviewers' verdicts (``workflow.calibration``,
+    what `qa-inspect calibrate` prints), rules worth fixing first, and the labels download."""
+    from qa_inspect.workflow.calibration import calibrate
+
+    authorize(user, "calibration.read")
+    store = request.app.state.pool.get()
+    cal = calibrate(store)
+    return render(request, "calibration.html.j2", c=cal, titles=W.rule_titles(store),
+                  can_export=user.role in POLICY["labels.export"])
+
+
+@router.get("/calibration/labels.jsonl")
+def calibration_labels(request: Request, since: str = "", user: User = Depends(current_user)):
+    """The reviewers' verdicts as labels (`qa-inspect review labels`): call ids, true/false per
+    rule and evidence turn indexes only, no transcript text."""
+    import json
+
+    from fastapi import HTTPException
+    from fastapi.responses import Response
+
+    from qa_inspect.errors import InputError
+    from qa_inspect.workflow.labels import review_labels, since_utc
+
+    authorize(user, "labels.export")
+    try:
+        at = since_utc(since)
+    except InputError as e:
+        raise HTTPException(400, str(e)) from None
+    lab = review_labels(request.app.state.pool.get(), at)
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for _cid, r in sorted(lab.records.items()))
+    return Response(body, media_type="application/x-ndjson; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="review-labels.jsonl"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
 def highlight(view: dict) -> list[list[tuple[str, str, str]]]:
     """Per turn, its text cut into (text, css class, rule_id) pieces: the evidence of flagged
     items marked ``hit-bad``, of passed items ``hit-ok`` (escaped by the template, never here)."""
