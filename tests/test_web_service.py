@@ -101,6 +101,7 @@ def test_roles_csrf_and_order_are_checked(tmp_path, root, samples):
     login(agent, "ag1")
     assert agent.get("/kpi").status_code == 403 and agent.get("/complaints").status_code == 403
     assert agent.get("/calibration").status_code == 403 and agent.get("/calibration/labels.jsonl").status_code == 403
+    assert agent.get("/api/calibration").status_code == 403
     rev = TestClient(create_app(db))
     csrf = login(rev, "rev1")
     assert rev.post(f"/complaints/{tid}/receive", data={}).status_code == 403  # no CSRF token
@@ -163,5 +164,8 @@ def test_calibration_page_and_review_labels(browser, server, tmp_path):
     w2 = Watch(browser, server)
     rev = w2.login("rev1")
     assert rev.request.get(server + "/calibration").status == 200
+    api = rev.request.get(server + "/api/calibration").json()  # what `calibrate --json` prints
+    fp = next(r for r in api["rules"] if r["rule_id"] == "forbidden_phrase")
+    assert (fp["fp"], fp["precision"]) == (1, 0.0) and api["fix_first"][0]["rule_id"] == "forbidden_phrase"
     assert rev.request.get(server + "/calibration/labels.jsonl").status == 403  # export: supervisors
     w2.close()

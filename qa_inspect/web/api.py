@@ -122,6 +122,15 @@ def appeal(call_id: str, body: AppealIn, request: Request, user: User = Depends(
                          window_days=cfg["window_days"], limit=cfg["limit"])
 
 
+@router.get("/calibration")
+def api_calibration(request: Request, user: User = Depends(current_user)):
+    """The machine against the reviewers, per rule (what `qa-inspect calibrate --json` prints)."""
+    from qa_inspect.workflow.calibration import calibrate
+
+    authorize(user, "calibration.read")
+    return calibrate(request.app.state.pool.get()).to_dict()
+
+
 @router.get("/appeals")
 def appeals(request: Request, user: User = Depends(current_user)):
     authorize(user, "appeal.read")
