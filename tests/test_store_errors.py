@@ -229,3 +229,27 @@ def test_redact_url():
         "postgresql://u@h/db?sslmode=require&password=***&port=1"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db" and redact_url("qa.db") == "qa.db"
     assert mask_secret('password "p@ss" rejected', "postgresql://u:p%40ss@h/db") == 'password "***" rejected'
+
+
+def test_a_second_store_in_the_process_keeps_the_first_ones_locks(good_db, tmp_path):
+    """The workspace opens a store per thread while a `review import` or `run` may write from
+    another process. Opening the second store must not drop the first one's POSIX locks (closing
+    any descriptor of the file would): otherwise the other process, closing its connection, finds
+    itself alone and deletes the -wal and -shm files under the live server."""
+    from qa_inspect.store import SQLiteStore
+
+    db = tmp_path / "live.db"
+    shutil.copy(good_db, db)
+    first = SQLiteStore(db)
+    n = first.count()
+    second = SQLiteStore(db)  # as the next request thread's store
+    writer = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "c.execute('CREATE TABLE IF NOT EXISTS other_process (x)'); c.execute('INSERT INTO other_process VALUES (1)'); "
+              "c.commit(); c.close()")
+    subprocess.run([sys.executable, "-c", writer, str(db)], check=True)
+    assert os.path.exists(f"{db}-wal") and os.path.exists(f"{db}-shm")  # still ours: not deleted
+    assert first.db.execute("SELECT COUNT(*) FROM other_process").fetchone()[0] == 1
+    assert first.count() == second.count() == n
+    second.close()
+    first.close()
+    assert SQLiteStore(db).db.execute("SELECT x FROM other_process").fetchall() == [(1,)]  # nothing lost

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -36,6 +37,15 @@ DAMAGED = "数据库文件已损坏 / damaged database ({why})：从备份恢复
 # forked workers inherit it and do not read the whole file again
 _checked: set[tuple[str, int, int]] = set()
 _checked_lock = threading.Lock()
+# (device, inode) → how many stores of this process have the file open. The header check below
+# reads the file with a plain descriptor, and closing *any* descriptor of a file drops every POSIX
+# lock the process holds on it, its SQLite connections' included (fcntl semantics; SQLite's own
+# connections share descriptors to avoid this). The workspace opens a store per thread: a second
+# store's header read dropped the first one's locks, and another process (a `review import`, a
+# `run`) closing its connection then found itself alone and deleted the -wal and -shm files under
+# the server ("disk I/O error", or commits lost). A file this process has open was checked when
+# it was opened, so it is not read again while it is open.
+_open_files: Counter[tuple[int, int]] = Counter()
 
 
 def _translate(store: "SQLiteStore", e: BaseException) -> StoreError:
@@ -88,6 +98,12 @@ def _preflight(path: Path, write: bool) -> bool:
         if write and _read_only_file(path, st):
             raise StoreError("数据库文件只读 / read-only file：给文件写权限 (chmod u+w) 或换一个 --db", str(path))
         return False
+    with _checked_lock:
+        already_open = _open_files[(st.st_dev, st.st_ino)] > 0
+    if already_open:  # checked when it was opened; a descriptor closed here would drop its locks
+        if write and _read_only_file(path, st):
+            raise StoreError("数据库文件只读 / read-only file：给文件写权限 (chmod u+w) 或换一个 --db", str(path))
+        return True
     with open(path, "rb") as f:
         head = f.read(100)
     if head[:len(_HEADER)] != _HEADER:
@@ -159,15 +175,33 @@ class SQLiteStore(SQLStoreBase, WorkflowSQL, KpiSQL):
         if readonly and _read_only_file(self.path, self.path.stat()):
             self.readonly = True  # nothing will be written: no schema, no vectors
             self.db = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=30)
+            self._hold()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA journal_mode=WAL")  # the file exists from here on
+        self._hold()
         self.db.execute("PRAGMA synchronous=NORMAL")
         new_facts = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='call_facts'").fetchone()
         self.db.executescript(SCHEMA + WORKFLOW_SCHEMA + VECTOR_SCHEMA + KPI_SCHEMA)
         if new_facts:  # a database from before the KPI tables: index its stored calls once
             self.backfill_facts(loads)
+
+    _ident: tuple[int, int] | None = None
+
+    def _hold(self) -> None:
+        st = self.path.stat()
+        self._ident = (st.st_dev, st.st_ino)
+        with _checked_lock:
+            _open_files[self._ident] += 1
+
+    def close(self) -> None:
+        if self._ident is not None and not self._closed:
+            with _checked_lock:
+                _open_files[self._ident] -= 1
+                if _open_files[self._ident] <= 0:
+                    del _open_files[self._ident]
+        super().close()
 
     def _tx(self):
         return self.db  # sqlite3's connection context manager: commit, or roll back on error
