@@ -121,16 +121,17 @@ def test_calibration_page_and_review_labels(browser, server, tmp_path):
     the labels a supervisor downloads for `rules eval` / `rules learn`; English by the setting."""
     import json
 
-    from qa_inspect.store import open_store
-    from qa_inspect.workflow import workspace as W
-
-    db = server.db
-    with open_store(db) as st:
-        view = W.call_view(st, "zh_forbidden_phrase")
-        hit = next(i for i in view["items"] if i["rule_id"] == "forbidden_phrase")
-        assert hit["hit"]
-        W.save_review(st, "zh_forbidden_phrase", "rev1", {"forbidden_phrase": "false_positive", "greeting": "confirmed"},
-                      version=view["version"], comment="客户先说的")
+    w0 = Watch(browser, server)  # the reviewer saves through the workspace's API, as call.js does
+    page = w0.login("rev1")
+    page.goto(server + "/calls/zh_forbidden_phrase")
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    view = page.request.get(server + "/api/calls/zh_forbidden_phrase").json()
+    assert next(i for i in view["items"] if i["rule_id"] == "forbidden_phrase")["hit"]
+    r = page.request.post(server + "/api/calls/zh_forbidden_phrase/review", headers={"X-CSRF-Token": csrf},
+                          data={"items": {"forbidden_phrase": "false_positive", "greeting": "confirmed"},
+                                "comment": "客户先说的", "version": view["version"]})
+    assert r.status == 200, r.text()
+    w0.close()
     w = Watch(browser, server)
     p = w.login("sup")
     p.click('nav a[href="/calibration"]')

@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -109,8 +110,11 @@ def serving(db: str, root: Path, *extra: str):
     """A real `qa-inspect serve` on a free 127.0.0.1 port over ``db``; yields its base URL once
     it answers, and stops it afterwards."""
     port = free_port()
+    # the server's output goes to a file (a pipe nobody reads would block it once full); a
+    # test that fails can read it, and a server error is printed when the server stops
+    out = tempfile.NamedTemporaryFile("w+", prefix="serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "qa_inspect.cli", "serve", "--db", db, "--port", str(port),
-                             *extra], env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+                             *extra], env={**os.environ, "PYTHONPATH": str(root)}, stdout=out,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -120,9 +124,14 @@ def serving(db: str, root: Path, *extra: str):
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail("serve exited: " + proc.stdout.read())
+                    pytest.fail("serve exited: " + Path(out.name).read_text())
                 time.sleep(0.1)
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log = Path(out.name).read_text()
+        out.close()
+        os.unlink(out.name)
+        if "Traceback" in log:
+            print("serve output:\n" + log[-6000:])
