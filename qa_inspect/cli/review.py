@@ -211,6 +211,56 @@ def review_import(worksheet, db, reviewer):
     sys.exit(1 if rep.errors else 0)
 
 
+@review.command("labels", context_settings=CONTEXT)
+@DB_OPTION
+@click.option("--out", "out_path", default="-", show_default=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Labels JSONL to write (-: standard output).")
+@click.option("--since", default="", metavar="DATE",
+              help="Only verdicts recorded at or after DATE (ISO date or time; a date is midnight UTC): "
+                   "e.g. the reviews made after a pack or model was frozen, to measure it on calls it never saw.")
+@click.option("--rule", "rule_ids", multiple=True, metavar="RULE", help="Only this rule (repeatable).")
+def review_labels(db, out_path, since, rule_ids):
+    """Write the reviewers' verdicts (复核结论) as labels for `rules eval --db` and
+    `rules learn --db`: one line per reviewed call with `RULE: true|false` (whether the rule's
+    condition is present: a 禁语 hit confirmed or 漏检 is true, a 误报 false; a greeting the
+    machine found and the reviewer confirmed is true, one marked 漏检 false) and the evidence
+    turns the machine found. Several reviewers of one item: the
+    majority; a tie gives no label. A summary per rule goes to standard error.
+
+    Exit code 0 on success, 2 when the database cannot be read or holds no verdict."""
+    from qa_inspect.errors import InputError
+    from qa_inspect.workflow.labels import review_labels as gather, since_utc
+
+    try:
+        since_at = since_utc(since)
+    except QAError as e:
+        _fail(e)
+    store = _open(db)
+    with store_errors(db, store):
+        lab = gather(store, since_at, rule_ids or None)
+    if not lab.records:
+        _fail(InputError("no reviewer verdict to turn into labels" + (f" since {since_at}" if since_at else "")
+                         + " (review calls in the workspace or import worksheets first)", db))
+    lines = [json.dumps(r, ensure_ascii=False) for _cid, r in sorted(lab.records.items())]
+    if out_path == "-":
+        for line in lines:
+            click.echo(line)
+    else:
+        from qa_inspect.reports.cells import write_text
+
+        try:
+            write_text(out_path, "\n".join(lines) + "\n")
+        except OSError as e:
+            _fail(InputError(f"cannot write the labels ({e.strerror or e})", out_path))
+    click.echo(f"labels: {len(lab.records)} call(s) from {lab.verdicts} verdict(s) of {lab.reviewers} reviewer(s)"
+               + (f" since {since_at}" if since_at else ""), err=True)
+    for rule, c in lab.rules.items():
+        click.echo(f"  {rule}: {c.positives} present, {c.negatives} absent"
+                   + (f", {c.ties} tie(s) between reviewers left out" if c.ties else ""), err=True)
+    if lab.not_stored:
+        click.echo(f"note: {len(lab.not_stored)} reviewed call(s) have no stored result and give no label", err=True)
+
+
 @review.command("scores", context_settings=CONTEXT)
 @DB_OPTION
 @click.option("--format", "fmt", default="text", type=click.Choice(["text", "csv", "jsonl"]), show_default=True)

@@ -193,22 +193,25 @@ def _explain_transcript(db, transcript_path, call_id, language):
 
 @rules.command("eval", context_settings=CONTEXT)
 @click.argument("pack_path", metavar="PACK", type=click.Path())
-@click.option("--transcripts", "transcripts_path", required=True, type=click.Path(),
+@click.option("--transcripts", "transcripts_path", default=None, type=click.Path(),
               help="Transcripts JSONL (call_id, turns with role/text).")
+@click.option("--db", default=None, help="Or the calls as stored by `run` (a SQLite file or postgresql:// URL): "
+              "with labels from `qa-inspect review labels`, a pack is measured against the reviewers.")
 @click.option("--labels", "labels_path", required=True, type=click.Path(),
               help="Labels JSONL: one call a line, its id (call_id or id) and item: true|false fields.")
 @click.option("--map", "item_map", multiple=True, metavar="LABEL=RULE",
               help="Read label item LABEL as rule RULE (repeatable), e.g. opening_greeting=greeting.")
 @click.option("--show-errors", is_flag=True, help="List the false-positive and false-negative call ids per rule.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON instead of a table.")
-def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, as_json):
+def rules_eval(pack_path, transcripts_path, db, labels_path, item_map, show_errors, as_json):
     """Measure rule PACK against labelled calls: per rule (predicted = the rule's condition was
-    found) n, tp, fp, fn, precision, recall, F1, and the macro F1 over the rules.
+    found) n, tp, fp, fn, precision, recall, F1, and the macro F1 over the rules. The calls come
+    from a transcripts JSONL (enriched now) or, with --db, from the results database (the stored
+    transcripts and metrics, sentiment widened if the pack reads more of it).
 
     Exit code 0 on success, 2 when the pack, transcripts or labels cannot be read or share no
     call or rule."""
     from qa_inspect.errors import InputError
-    from qa_inspect.batch.inputs import read_input
     from qa_inspect.rules import load_pack
     from qa_inspect.rules.evaluation import evaluate_pack_against_labels, macro_f1, read_labels
 
@@ -221,30 +224,24 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
             mapping[label.strip()] = rule.strip()
         pack = load_pack(pack_path)
         labels = read_labels(labels_path, mapping)
-        items = read_input(transcripts_path, language=pack.language)
+        calls = labelled_transcripts(transcripts_path, db, labels, pack.language)
     except QAError as e:
         _fail(e)
-    bad = [it.error for it in items if it.error]
-    for err in bad[:5]:
-        click.echo(f"warning: skipped {err}", err=True)
-    if len(bad) > 5:
-        click.echo(f"warning: … and {len(bad) - 5} more bad transcript line(s)", err=True)
-    transcripts = [it.transcript for it in items if it.transcript is not None and it.call.call_id in labels]
-    missing = len(labels) - len(transcripts)
-    if missing:
-        click.echo(f"warning: {missing} labelled call(s) have no transcript", err=True)
-    if not transcripts:
-        _fail(InputError("no labelled call has a transcript (do the ids line up?)", transcripts_path))
+    if db is None:
+        from qa_inspect.enrich import call_metrics, enrich
+
+        for cid, (t, _m) in calls.items():
+            tr = enrich(t)  # metric: rules (sentiment) need it
+            calls[cid] = (tr, call_metrics(tr))
+    else:
+        calls = {cid: widened(t, m, pack.metric_names) for cid, (t, m) in calls.items()}
+    transcripts = [tr for tr, _m in calls.values()]
     rule_ids = {r.id for r in pack.rules}
     label_items = sorted({k for lab in labels.values() for k in lab})
     unused = [k for k in label_items if k not in rule_ids]
     if unused:
         click.echo(f"note: label item(s) with no rule of that id, not scored: {', '.join(unused)}", err=True)
-    from qa_inspect.enrich import call_metrics, enrich
-
-    transcripts = [enrich(tr) for tr in transcripts]  # metric: rules (sentiment) need it
-    scores = evaluate_pack_against_labels(pack, transcripts, labels,
-                                          {tr.call_id: call_metrics(tr) for tr in transcripts})
+    scores = evaluate_pack_against_labels(pack, transcripts, labels, {cid: m for cid, (_t, m) in calls.items()})
     if not scores:
         _fail(InputError("no rule of the pack has labels (use --map LABEL=RULE)", labels_path))
     if as_json:
@@ -275,3 +272,69 @@ def rules_eval(pack_path, transcripts_path, labels_path, item_map, show_errors, 
             if s.false_negatives:
                 click.echo(f"{s.item} false negatives: {' '.join(s.false_negatives)}")
 
+
+
+def labelled_transcripts(transcripts_path, db, labels, language: str = "") -> dict:
+    """``{call id: (transcript, stored metrics or None)}`` of the labelled calls, from a
+    transcripts JSONL or (``db``) the results database; warnings for what is missing go to
+    standard error. Raises InputError when neither or both are given or no call is found."""
+    from qa_inspect.errors import InputError
+
+    if (transcripts_path is None) == (db is None):
+        raise InputError("give exactly one of --transcripts FILE or --db RESULTS")
+    out: dict = {}
+    if db is not None:
+        from qa_inspect.cli.common import close_quietly
+        from qa_inspect.store import open_store
+
+        if "://" not in db and not Path(db).exists():
+            raise InputError("results database not found", db)
+        store = open_store(db, readonly=True)  # a StoreError is a QAError: one line
+        other: set[str] = set()
+        try:
+            for res in store.results_of(sorted(labels)):
+                if res.status != "ok" or res.transcript is None:
+                    continue
+                if language and res.transcript.language and res.transcript.language != language:
+                    other.add(res.call.call_id)  # another language's pack scores it
+                else:
+                    out[res.call.call_id] = (res.transcript, dict(res.metrics))
+        finally:
+            close_quietly(store)
+        if other:
+            click.echo(f"note: {len(other)} labelled call(s) in another language than the pack ({language}) "
+                       "left out", err=True)
+            labels = {k: v for k, v in labels.items() if k not in other}
+        where = db
+    else:
+        from qa_inspect.batch.inputs import read_input
+
+        items = read_input(transcripts_path, language=language)
+        bad = [it.error for it in items if it.error]
+        for err in bad[:5]:
+            click.echo(f"warning: skipped {err}", err=True)
+        if len(bad) > 5:
+            click.echo(f"warning: … and {len(bad) - 5} more bad transcript line(s)", err=True)
+        out = {it.call.call_id: (it.transcript, None) for it in items
+               if it.transcript is not None and it.call.call_id in labels}
+        where = transcripts_path
+    missing = len(set(labels) - set(out))
+    if missing:
+        click.echo(f"warning: {missing} labelled call(s) have no {'stored result' if db else 'transcript'}", err=True)
+    if not out:
+        raise InputError("no labelled call has a " + ("stored transcript" if db else "transcript")
+                         + " (do the ids line up?)", where)
+    return out
+
+
+def widened(tr, metrics: dict, names) -> tuple:
+    """A stored call's (transcript, metrics) with the sentiment scope the pack's ``metric:``
+    conditions read (``enrich.widen_sentiment``: text only, no ASR), the stored run-time
+    metrics kept."""
+    from qa_inspect.enrich import RUN_METRICS, call_metrics, widen_sentiment
+
+    wide = widen_sentiment(tr, names)
+    if wide is None:
+        return tr, metrics
+    tr = wide[0]
+    return tr, call_metrics(tr, {k: metrics[k] for k in RUN_METRICS if k in metrics})

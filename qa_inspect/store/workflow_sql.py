@@ -211,6 +211,7 @@ class WorkflowStore(Protocol):
     def manual_score_rows(self) -> list[tuple[str, float, str]]: ...
     def upheld_appeal_rows(self) -> list[tuple[str, float, int]]: ...
     def calibration_inputs(self) -> CalibrationInputs: ...
+    def review_verdicts(self, since: str = "") -> list[tuple[str, str, str, str, str, str]]: ...
 
 
 class WorkflowSQL:
@@ -337,3 +338,10 @@ class WorkflowSQL:
             "ORDER BY s.created_at, s.sample_id")}
         reviews = self._all(f"SELECT call_id, reviewer, manual_score FROM qc_reviews ORDER BY imported_at, {self._SEQ}")
         return CalibrationInputs(items, started, machine, reviews)
+
+    def review_verdicts(self, since: str = "") -> list[tuple[str, str, str, str, str, str]]:
+        """Every item verdict recorded at or after ``since`` (an ISO time; empty: all) as
+        ``(call, reviewer, rule, machine outcome, verdict, recorded at)``, oldest first."""
+        return self._all("SELECT call_id, reviewer, rule_id, machine_outcome, verdict, imported_at "
+                         f"FROM qc_review_items WHERE imported_at >= ? ORDER BY imported_at, {self._SEQ}",
+                         (since or "",))
