@@ -224,8 +224,8 @@ def review_labels(db, out_path, since, rule_ids):
     `rules learn --db`: one line per reviewed call with `RULE: true|false` (whether the rule's
     condition is present: a 禁语 hit confirmed or 漏检 is true, a 误报 false; a greeting the
     machine found and the reviewer confirmed is true, one marked 漏检 false) and the evidence
-    turns the machine found. Several reviewers of one item: the
-    majority; a tie gives no label. A summary per rule goes to standard error.
+    turns the machine found. Several reviewers of one item: the majority; a tie gives no label.
+    A summary per rule goes to standard error.
 
     Exit code 0 on success, 2 when the database cannot be read or holds no verdict."""
     from qa_inspect.errors import InputError

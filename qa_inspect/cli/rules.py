@@ -273,7 +273,6 @@ def rules_eval(pack_path, transcripts_path, db, labels_path, item_map, show_erro
                 click.echo(f"{s.item} false negatives: {' '.join(s.false_negatives)}")
 
 
-
 def labelled_transcripts(transcripts_path, db, labels, language: str = "") -> dict:
     """``{call id: (transcript, stored metrics or None)}`` of the labelled calls, from a
     transcripts JSONL or (``db``) the results database; warnings for what is missing go to
