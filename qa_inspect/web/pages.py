@@ -1,15 +1,17 @@
-"""Server-rendered pages (Jinja2, autoescaped): login, queue, call, appeals, settings. Writes from
-the call and appeal pages go through the JSON API (static/*.js); the pages' own form posts
-(login, logout, settings) carry a CSRF token."""
+"""Server-rendered pages (Jinja2, autoescaped): login, queue, call, appeals, 规则校准 (calibration),
+settings. Writes from the call and appeal pages go through the JSON API (static/*.js); the pages'
+own form posts (login, logout, settings) carry a CSRF token."""
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
 
+from qa_inspect.errors import InputError
 from qa_inspect.web.api import filters_from, page_args
 from qa_inspect.web.auth import (LOGIN_CSRF_COOKIE, POLICY, SESSION_COOKIE, SESSION_MAX_AGE, authorize, check_csrf,
                                  client_ip, current_user, same)
@@ -151,12 +153,6 @@ def calibration_page(request: Request, user: User = Depends(current_user)):
 def calibration_labels(request: Request, since: str = "", user: User = Depends(current_user)):
     """The reviewers' verdicts as labels (`qa-inspect review labels`): call ids, true/false per
     rule and evidence turn indexes only, no transcript text."""
-    import json
-
-    from fastapi import HTTPException
-    from fastapi.responses import Response
-
-    from qa_inspect.errors import InputError
     from qa_inspect.workflow.labels import review_labels, since_utc
 
     authorize(user, "labels.export")
