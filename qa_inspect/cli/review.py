@@ -241,15 +241,13 @@ def review_labels(db, out_path, since, rule_ids):
     if not lab.records:
         _fail(InputError("no reviewer verdict to turn into labels" + (f" since {since_at}" if since_at else "")
                          + " (review calls in the workspace or import worksheets first)", db))
-    lines = [json.dumps(r, ensure_ascii=False) for _cid, r in sorted(lab.records.items())]
     if out_path == "-":
-        for line in lines:
-            click.echo(line)
+        click.echo(lab.jsonl(), nl=False)
     else:
         from qa_inspect.reports.cells import write_text
 
         try:
-            write_text(out_path, "\n".join(lines) + "\n")
+            write_text(out_path, lab.jsonl())
         except OSError as e:
             _fail(InputError(f"cannot write the labels ({e.strerror or e})", out_path))
     click.echo(f"labels: {len(lab.records)} call(s) from {lab.verdicts} verdict(s) of {lab.reviewers} reviewer(s)"

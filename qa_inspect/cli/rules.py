@@ -284,11 +284,8 @@ def labelled_transcripts(transcripts_path, db, labels, language: str = "") -> di
     out: dict = {}
     if db is not None:
         from qa_inspect.cli.common import close_quietly
-        from qa_inspect.store import open_store
 
-        if "://" not in db and not Path(db).exists():
-            raise InputError("results database not found", db)
-        store = open_store(db, readonly=True)  # a StoreError is a QAError: one line
+        store = open_existing_store(db, readonly=True)  # missing, damaged, unreachable: one line, exit 2
         other: set[str] = set()
         try:
             for res in store.results_of(sorted(labels)):

@@ -3,7 +3,6 @@ settings. Writes from the call and appeal pages go through the JSON API (static/
 own form posts (login, logout, settings) carry a CSRF token."""
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from urllib.parse import urlencode
@@ -161,8 +160,7 @@ def calibration_labels(request: Request, since: str = "", user: User = Depends(c
     except InputError as e:
         raise HTTPException(400, str(e)) from None
     lab = review_labels(request.app.state.pool.get(), at)
-    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for _cid, r in sorted(lab.records.items()))
-    return Response(body, media_type="application/x-ndjson; charset=utf-8",
+    return Response(lab.jsonl(), media_type="application/x-ndjson; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="review-labels.jsonl"',
                              "X-Content-Type-Options": "nosniff"})
 

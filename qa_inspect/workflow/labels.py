@@ -16,9 +16,10 @@ one) is a positive call without evidence turns.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Iterable
 
 from qa_inspect.errors import InputError
@@ -40,20 +41,24 @@ class ReviewLabels:
     reviewers: int = 0
     not_stored: list[str] = field(default_factory=list)  # reviewed calls no longer in the results
 
+    def jsonl(self) -> str:
+        """The label records, one JSON line per call in call-id order (what `rules eval` and
+        `rules learn` read); empty when there is none."""
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for _cid, r in sorted(self.records.items()))
+
 
 def since_utc(text: str) -> str:
     """``--since`` as the stored verdict times are written (UTC ISO, seconds): a date is its
     midnight UTC; a time without an offset is read as UTC. Raises InputError on anything else."""
+    from qa_inspect.store.kpi_sql import parse_time
+
     text = (text or "").strip()
     if not text:
         return ""
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
+    t = parse_time(text)
+    if t is None:
         raise InputError(f"--since {text!r} is not an ISO date or time (e.g. 2026-12-01 or "
-                         "2026-12-01T08:00:00+08:00)") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+                         "2026-12-01T08:00:00+08:00)")
     return t.astimezone(timezone.utc).replace(microsecond=0).isoformat()
 
 
