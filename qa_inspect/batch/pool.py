@@ -216,8 +216,8 @@ def auto_workers(cores: int | None = None, available_mb: float | None = None) ->
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
-    """CPU threads per worker so that the workers together use the machine's cores once."""
-    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    """CPU threads per worker so that the workers together use the cores this process may run on once."""
+    return max(1, (cores or usable_cores()) // max(1, workers))
 
 
 def run_batch_parallel(items: Sequence[WorkItem], packs: PackSet, store, asr_cfg,
